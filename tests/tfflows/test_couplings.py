@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tests.checks import assert_log_dets_match_autodiff, assert_round_trip, fresh, randomize
+from tfflows import bijectors, masks, nets
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+VECTOR_MASKS = [masks.half(6), masks.half(6, 1), masks.alternating(6), masks.alternating(6, 1)]
+IMAGE_MASKS = [
+    masks.checkerboard((4, 4, 2)),
+    masks.checkerboard((4, 4, 2), 1),
+    masks.channel((4, 4, 2)),
+    masks.channel((4, 4, 2), 1),
+]
+
+
+def make_coupling(cls, mask, seed=0):
+    units = mask.transformed_shape[-1] * (2 if cls is bijectors.AffineCoupling else 1)
+    if mask.event_ndims == 1:
+        net = nets.MLP([16, 16], units, activation="tanh")
+    else:
+        net = nets.ResNet(8, 1, units, activation="tanh")
+    coupling = cls(mask, net)
+    randomize(coupling.keras_layers, seed)
+    return coupling
+
+
+def sample(mask, n=5, seed=1):
+    return tf.random.stateless_normal((n, *mask.event_shape), seed=[seed, 0])
+
+
+CASES = [
+    (cls, m)
+    for cls in (bijectors.AdditiveCoupling, bijectors.AffineCoupling)
+    for m in VECTOR_MASKS + IMAGE_MASKS
+]
+IDS = [f"{cls.__name__}-{m.kind}-{m.parity}" for cls, m in CASES]
+
+
+@pytest.mark.parametrize("cls, mask", CASES, ids=IDS)
+def test_round_trip(cls, mask):
+    coupling = make_coupling(cls, mask)
+    assert_round_trip(coupling, sample(mask))
+
+
+@pytest.mark.parametrize("cls, mask", CASES, ids=IDS)
+def test_log_dets_match_autodiff_jacobian(cls, mask):
+    assert_log_dets_match_autodiff(make_coupling(cls, mask), sample(mask))
+
+
+@pytest.mark.parametrize("cls, mask", CASES, ids=IDS)
+def test_conditioning_part_passes_through_unchanged(cls, mask):
+    x = sample(mask)
+    y = make_coupling(cls, mask).forward(x)
+    np.testing.assert_array_equal(mask.split(y)[0], mask.split(x)[0])
+
+
+@pytest.mark.parametrize("cls", [bijectors.AdditiveCoupling, bijectors.AffineCoupling])
+def test_starts_as_the_identity_with_zero_initialized_nets(cls):
+    mask = masks.checkerboard((4, 4, 2))
+    units = 2 * 2 if cls is bijectors.AffineCoupling else 2
+    coupling = cls(mask, nets.ResNet(8, 2, units))
+    x = sample(mask)
+    np.testing.assert_allclose(coupling.forward(x), x, atol=1e-7)
+    np.testing.assert_allclose(coupling.forward_log_det_jacobian(x, 3), 0.0, atol=1e-7)
+
+
+def test_batch_dims_of_any_rank():
+    mask = masks.checkerboard((4, 4, 2))
+    coupling = make_coupling(bijectors.AffineCoupling, mask)
+    x = tf.random.normal((2, 3, 4, 4, 2))
+    y = coupling.forward(x)
+    np.testing.assert_allclose(
+        tf.reshape(y, (6, 4, 4, 2)), coupling.forward(tf.reshape(x, (6, 4, 4, 2))), atol=1e-6
+    )
+    assert coupling.forward_log_det_jacobian(x, 3).shape == (2, 3)
+
+
+def test_inverse_and_log_det_agrees_with_separate_calls():
+    mask = masks.channel((4, 4, 2))
+    coupling = make_coupling(bijectors.AffineCoupling, mask)
+    y = sample(mask)
+    x, ildj = coupling.inverse_and_log_det(y, event_ndims=3)
+    np.testing.assert_allclose(x, coupling.inverse(fresh(y)), atol=1e-6)
+    np.testing.assert_allclose(ildj, coupling.inverse_log_det_jacobian(fresh(y), 3), atol=1e-6)
+
+
+@pytest.mark.parametrize("mask", [masks.half(6), masks.half(6, 1)], ids=repr)
+def test_affine_coupling_equals_tfp_real_nvp(mask):
+    coupling = make_coupling(bijectors.AffineCoupling, mask)
+    if mask.parity == 0:
+        real_nvp = tfb.RealNVP(
+            num_masked=3, shift_and_log_scale_fn=lambda x_a, _: coupling.shift_and_log_scale(x_a)
+        )
+    else:
+        # tfb.RealNVP keeps the first units; parity 1 keeps the last ones: reverse around it.
+        def reversed_fn(x_a, _):
+            return tuple(t[..., ::-1] for t in coupling.shift_and_log_scale(x_a[..., ::-1]))
+
+        reverse = tfb.Permute(list(range(5, -1, -1)))
+        real_nvp = tfb.Chain(
+            [reverse, tfb.RealNVP(num_masked=3, shift_and_log_scale_fn=reversed_fn), reverse]
+        )
+    x = sample(mask)
+    np.testing.assert_allclose(real_nvp.forward(x), coupling.forward(x), atol=1e-6)
+    np.testing.assert_allclose(real_nvp.inverse(fresh(x)), coupling.inverse(fresh(x)), atol=1e-6)
+    np.testing.assert_allclose(
+        real_nvp.forward_log_det_jacobian(x, 1),
+        coupling.forward_log_det_jacobian(fresh(x), 1),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        real_nvp.inverse_log_det_jacobian(x, 1),
+        coupling.inverse_log_det_jacobian(fresh(x), 1),
+        atol=1e-5,
+    )
+
+
+def test_additive_coupling_equals_shift_only_tfp_real_nvp():
+    mask = masks.half(6)
+    coupling = make_coupling(bijectors.AdditiveCoupling, mask)
+    nice = tfb.RealNVP(
+        num_masked=3,
+        is_constant_jacobian=True,
+        shift_and_log_scale_fn=lambda x_a, _: (coupling.shift(x_a), None),
+    )
+    x = sample(mask)
+    np.testing.assert_allclose(nice.forward(x), coupling.forward(x), atol=1e-6)
+    np.testing.assert_allclose(nice.inverse(fresh(x)), coupling.inverse(fresh(x)), atol=1e-6)
+    assert coupling.is_constant_jacobian
+    np.testing.assert_allclose(coupling.forward_log_det_jacobian(x, 1), 0.0)
+
+
+def test_composes_with_chain_invert_and_transformed_distribution():
+    first = make_coupling(bijectors.AffineCoupling, masks.alternating(6), seed=1)
+    second = make_coupling(bijectors.AdditiveCoupling, masks.alternating(6, 1), seed=2)
+    chain = tfb.Chain([first, tfb.Invert(second)])
+    base = tfd.MultivariateNormalDiag(tf.zeros(6))
+    dist = tfd.TransformedDistribution(base, chain)
+    x = sample(masks.half(6))
+    z = second.forward(first.inverse(x))
+    expected = base.log_prob(z) + first.inverse_log_det_jacobian(fresh(x), 1)
+    np.testing.assert_allclose(dist.log_prob(fresh(x)), expected, atol=1e-5)
+    assert dist.sample(4, seed=1).shape == (4, 6)
+
+
+def test_log_scale_stays_bounded_by_the_learned_factor():
+    mask = masks.half(6)
+    coupling = make_coupling(bijectors.AffineCoupling, mask)
+    huge = 1e4 * sample(masks.half(3))
+    _, log_scale = coupling.shift_and_log_scale(huge)
+    assert np.all(np.abs(log_scale) <= 1.0 + 1e-6)  # factor starts at 1
+    assert np.all(np.isfinite(coupling.forward(1e4 * sample(mask))))
+
+
+def test_bad_input_errors_name_the_problem():
+    coupling = make_coupling(bijectors.AffineCoupling, masks.half(6))
+    with pytest.raises(ValueError, match=r"events of shape \[6\].*\[5, 8\]"):
+        coupling.forward(tf.zeros((5, 8)))
+    with pytest.raises(TypeError, match=r"floating-point.*int32"):
+        coupling.forward(tf.zeros((5, 6), tf.int32))
+    image = make_coupling(bijectors.AffineCoupling, masks.checkerboard((4, 4, 2)))
+    with pytest.raises(ValueError, match=r"\[4, 4, 2\].*\[5, 4, 2\]"):
+        image.inverse(tf.zeros((5, 4, 2)))
+    checked = bijectors.AffineCoupling(masks.half(6), nets.MLP([4], 6), validate_args=True)
+    bad = np.zeros((2, 6), np.float32)
+    bad[1, 3] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or Inf"):
+        checked.inverse(bad)
+
+
+def test_conditioner_with_wrong_output_size_is_refused():
+    with pytest.raises(ValueError, match=r"conditioner maps .* \[3\] to shape \[3\].* \[6\]"):
+        bijectors.AffineCoupling(masks.half(6), nets.MLP([4], 3))

@@ -1,0 +1,72 @@
+"""The part that NICE and RealNVP couplings share: running the conditioner on ``x_A``."""
+
+import keras
+import tensorflow as tf
+
+from tfflows import masks as masks_lib
+from tfflows.bijectors._base import FlowBijector, build_layer
+
+
+class Coupling(FlowBijector):
+    """A coupling bijector: ``x_A`` passes through and conditions the transform of ``x_B``.
+
+    Subclasses define how the conditioner's output transforms ``x_B``. ``conditioner`` is a Keras
+    layer (anything callable on a ``[batch, *mask.conditioning_shape]`` tensor works, but only a
+    Keras layer has its weights tracked, trained and saved). It runs in whatever compute dtype its
+    dtype policy gives it (float16 / bfloat16 under mixed precision); its output is cast to the
+    input's dtype before any bijector arithmetic.
+    """
+
+    def __init__(self, mask, conditioner, *, is_constant_jacobian, validate_args, name, parameters):
+        if isinstance(mask, dict):
+            mask = masks_lib.Mask.from_config(mask)
+        if not isinstance(mask, masks_lib.Mask):
+            raise TypeError(f"mask must be a tfflows.masks.Mask, got {type(mask).__name__}.")
+        self._mask = mask
+        self._conditioner = conditioner
+        self._event_shape = mask.event_shape
+        super().__init__(
+            forward_min_event_ndims=mask.event_ndims,
+            is_constant_jacobian=is_constant_jacobian,
+            validate_args=validate_args,
+            parameters=parameters,
+            name=name,
+        )
+        out = build_layer(conditioner, mask.conditioning_shape)
+        want = self._conditioner_output_shape()
+        if tuple(out.shape[1:]) != want:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r}: its conditioner maps conditioning events "
+                f"of shape {list(mask.conditioning_shape)} to shape {out.shape[1:].as_list()}, "
+                f"but {mask!r} needs {list(want)}."
+            )
+
+    @property
+    def mask(self):
+        return self._mask
+
+    @property
+    def conditioner(self):
+        return self._conditioner
+
+    @property
+    def keras_layers(self):
+        return [self._conditioner] if isinstance(self._conditioner, keras.layers.Layer) else []
+
+    def _conditioner_output_shape(self):
+        return self._mask.transformed_shape
+
+    def _condition(self, x_a):
+        """Runs the conditioner on ``x_A`` of any batch shape; returns float of ``x_a.dtype``."""
+        ndims = self._mask.event_ndims
+        batch_shape = tf.shape(x_a)[: tf.rank(x_a) - ndims]
+        flat = tf.reshape(x_a, [-1, *self._mask.conditioning_shape])
+        out = tf.cast(self._conditioner(flat), x_a.dtype)
+        return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
+
+    def get_config(self):
+        return {
+            "mask": self._mask.get_config(),
+            "conditioner": keras.saving.serialize_keras_object(self._conditioner),
+            **self._base_config(),
+        }

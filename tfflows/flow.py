@@ -1,0 +1,201 @@
+"""`Flow`: a chain of bijectors over a base distribution, as a trainable Keras model."""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfflows.bijectors import BatchNorm, FlowBijector
+
+tfd = tfp.distributions
+
+BASE_DISTRIBUTIONS = ("normal", "logistic")
+
+
+@keras.saving.register_keras_serializable(package="tfflows")
+class Flow(keras.Model):
+    """A normalizing flow ``x = f(z)``, ``z ~ base``, trained by maximum likelihood with `fit`.
+
+    ``bijectors`` are listed as in ``tfb.Chain``: the first is nearest the data. The inverse
+    pass (density evaluation) runs them first to last, the forward pass (sampling) last to first
+    (``tfb.Chain(flow.bijectors)`` is the same map):
+
+    ```none
+    log p(x) = log p_base(f^{-1}(x)) + sum_k log|det J_{f_k^{-1}}|
+    ```
+
+    The model tracks the Keras layers of every bijector (``bijector.keras_layers``), so its
+    ``trainable_weights`` hold every weight, `fit` trains them, and `.keras` files save them.
+    `BatchNorm` bijectors get ``training`` from each call. All density arithmetic is float32
+    (``autocast=False``) while conditioners follow the dtype policy; under ``mixed_float16``,
+    ``compile`` wraps the optimizer in a ``LossScaleOptimizer`` and ``train_step`` scales the loss.
+
+    Args:
+      bijectors: list of bijectors, data side first. Bijectors without `get_config` (e.g. TFP's
+        own) work, but the model can then not be saved to `.keras`.
+      event_shape: shape of one data example.
+      base_distribution: ``"normal"`` or ``"logistic"`` (NICE), standard, i.i.d. per latent unit.
+      validate_args: check the model's inputs for NaN / Inf at run time. Each bijector's own
+        run-time checks (e.g. `Logit`'s pixel range) are set by its own ``validate_args``.
+    """
+
+    def __init__(
+        self, bijectors, event_shape, base_distribution="normal", validate_args=False, **kwargs
+    ):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        if base_distribution not in BASE_DISTRIBUTIONS:
+            raise ValueError(
+                f"base_distribution must be one of {BASE_DISTRIBUTIONS}, got {base_distribution!r}."
+            )
+        self._bijectors = list(bijectors)
+        self.event_shape = tuple(int(n) for n in event_shape)
+        self.base_distribution = base_distribution
+        self.validate_args = bool(validate_args)
+        # Tracked list: Keras saves these layers by position and class name.
+        self.bijector_layers = [
+            layer for b in self._bijectors for layer in getattr(b, "keras_layers", [])
+        ]
+        shape = tf.TensorShape(self.event_shape)
+        for b in self._bijectors:
+            shape = b.inverse_event_shape(shape)
+        self.latent_shape = tuple(shape.as_list())
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    @property
+    def bijectors(self):
+        return list(self._bijectors)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    @staticmethod
+    def _kwargs(bijector, training):
+        return {"training": bool(training)} if isinstance(bijector, BatchNorm) else {}
+
+    def base(self, temperature=1.0):
+        """The base distribution over latents, scaled by ``temperature`` (1 = the model's)."""
+        loc = tf.zeros(self.latent_shape)
+        scale = tf.fill(self.latent_shape, tf.cast(temperature, tf.float32))
+        if self.base_distribution == "normal":
+            dist = tfd.Normal(loc, scale)
+        else:
+            dist = tfd.Logistic(loc, scale)
+        return tfd.Independent(dist, reinterpreted_batch_ndims=len(self.latent_shape))
+
+    def _validate(self, x):
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            raise TypeError(
+                f"{type(self).__name__} expects floating-point data, got dtype {x.dtype.name} "
+                "(dequantize integer data first, e.g. tfflows.uniform_dequantize)."
+            )
+        n = len(self.event_shape)
+        if x.shape.rank is not None and (
+            x.shape.rank < n + 1 or not x.shape[-n:].is_compatible_with(self.event_shape)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} expects a batch of examples of shape "
+                f"{list(self.event_shape)}, i.e. [batch, {', '.join(map(str, self.event_shape))}]"
+                f"; got shape {x.shape.as_list()}."
+            )
+        x = tf.cast(x, tf.float32)
+        if self.validate_args:
+            x = tf.debugging.assert_all_finite(x, f"{type(self).__name__} input has NaN or Inf")
+        return x
+
+    def encode_with_log_det(self, x, training=False):
+        """Data -> latent: ``(z, log|det dz/dx|)``, each bijector run once."""
+        z = self._validate(x)
+        event_ndims = len(self.event_shape)
+        log_det = tf.zeros(tf.shape(z)[: tf.rank(z) - event_ndims])
+        for b in self._bijectors:
+            kwargs = self._kwargs(b, training)
+            if isinstance(b, FlowBijector):
+                z, ildj = b.inverse_and_log_det(z, event_ndims, **kwargs)
+            else:
+                z, ildj = b.inverse(z, **kwargs), b.inverse_log_det_jacobian(z, event_ndims)
+            log_det += ildj
+        return z, log_det
+
+    def encode(self, x, training=False):
+        """Data -> latent: ``z = f^{-1}(x)``."""
+        return self.encode_with_log_det(x, training)[0]
+
+    def decode(self, z):
+        """Latent -> data: ``x = f(z)``."""
+        x = tf.cast(z, tf.float32)
+        for b in reversed(self._bijectors):
+            x = b.forward(x, **self._kwargs(b, False))
+        return x
+
+    def log_prob(self, x, training=False):
+        """Log-density (nats) of each example of ``x``, in float32."""
+        z, log_det = self.encode_with_log_det(x, training)
+        return self.base().log_prob(z) + log_det
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        """Draws ``num_samples`` examples; ``temperature`` scales the base's spread.
+
+        ``seed`` is an int (stateful: a new draw each call) or a shape-[2] stateless seed such as
+        ``[1, 2]`` (the same draw every call).
+        """
+        z = self.base(temperature).sample(num_samples, seed=seed)
+        return self.decode(z)
+
+    def call(self, x, training=None):
+        return self.log_prob(x, training=bool(training))
+
+    def compute_loss_value(self, x, sample_weight=None, training=False):
+        """Mean negative log-likelihood (nats per example), weighted when given weights."""
+        nll = -self.log_prob(x, training=training)
+        if sample_weight is None:
+            return tf.reduce_mean(nll)
+        w = tf.cast(tf.reshape(sample_weight, tf.shape(nll)), nll.dtype)
+        return tf.reduce_sum(w * nll) / tf.maximum(tf.reduce_sum(w), 1e-12)
+
+    def train_step(self, data):
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss_value(x, sample_weight, training=True)
+            # Gradients from every replica are summed: scale by 1 / replicas for a global mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        self.loss_tracker.update_state(loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self.loss_tracker.update_state(self.compute_loss_value(x, sample_weight))
+        return {m.name: m.result() for m in self.metrics}
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.log_prob(x)
+
+    def get_config(self):
+        for b in self._bijectors:
+            if not hasattr(b, "get_config"):
+                raise TypeError(
+                    f"Cannot serialize Flow: bijector {b.name!r} ({type(b).__name__}) has no "
+                    "get_config; use tfflows bijectors to save a Flow to .keras."
+                )
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "bijectors": [keras.saving.serialize_keras_object(b) for b in self._bijectors],
+            "event_shape": list(self.event_shape),
+            "base_distribution": self.base_distribution,
+            "validate_args": self.validate_args,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["bijectors"] = [
+            keras.saving.deserialize_keras_object(b) for b in config["bijectors"]
+        ]
+        return cls(**config)
