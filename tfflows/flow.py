@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfflows.bijectors import BatchNorm, FlowBijector
+from tfflows.bijectors import _walk
 
 tfd = tfp.distributions
 
@@ -25,9 +25,10 @@ class Flow(keras.Model):
 
     The model tracks the Keras layers of every bijector (``bijector.keras_layers``), so its
     ``trainable_weights`` hold every weight, `fit` trains them, and `.keras` files save them.
-    `BatchNorm` bijectors get ``training`` from each call. All density arithmetic is float32
-    (``autocast=False``) while conditioners follow the dtype policy; under ``mixed_float16``,
-    ``compile`` wraps the optimizer in a ``LossScaleOptimizer`` and ``train_step`` scales the loss.
+    Bijectors that take ``training`` (`BatchNorm`, `FactorOut`) get it from each call. All
+    density arithmetic is float32 (``autocast=False``) while conditioners follow the dtype
+    policy; under ``mixed_float16``, ``compile`` wraps the optimizer in a ``LossScaleOptimizer``
+    and ``train_step`` scales the loss.
 
     Args:
       bijectors: list of bijectors, data side first. Bijectors without `get_config` (e.g. TFP's
@@ -55,10 +56,9 @@ class Flow(keras.Model):
         self.bijector_layers = [
             layer for b in self._bijectors for layer in getattr(b, "keras_layers", [])
         ]
-        shape = tf.TensorShape(self.event_shape)
-        for b in self._bijectors:
-            shape = b.inverse_event_shape(shape)
-        self.latent_shape = tuple(shape.as_list())
+        self.latent_shape = tuple(
+            _walk.inverse_event_shape(self._bijectors, self.event_shape).as_list()
+        )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.built = True
 
@@ -69,10 +69,6 @@ class Flow(keras.Model):
     @property
     def metrics(self):
         return [self.loss_tracker]
-
-    @staticmethod
-    def _kwargs(bijector, training):
-        return {"training": bool(training)} if isinstance(bijector, BatchNorm) else {}
 
     def base(self, temperature=1.0):
         """The base distribution over latents, scaled by ``temperature`` (1 = the model's)."""
@@ -107,17 +103,9 @@ class Flow(keras.Model):
 
     def encode_with_log_det(self, x, training=False):
         """Data -> latent: ``(z, log|det dz/dx|)``, each bijector run once."""
-        z = self._validate(x)
-        event_ndims = len(self.event_shape)
-        log_det = tf.zeros(tf.shape(z)[: tf.rank(z) - event_ndims])
-        for b in self._bijectors:
-            kwargs = self._kwargs(b, training)
-            if isinstance(b, FlowBijector):
-                z, ildj = b.inverse_and_log_det(z, event_ndims, **kwargs)
-            else:
-                z, ildj = b.inverse(z, **kwargs), b.inverse_log_det_jacobian(z, event_ndims)
-            log_det += ildj
-        return z, log_det
+        return _walk.inverse_and_log_det(
+            self._bijectors, self._validate(x), len(self.event_shape), training
+        )
 
     def encode(self, x, training=False):
         """Data -> latent: ``z = f^{-1}(x)``."""
@@ -125,10 +113,7 @@ class Flow(keras.Model):
 
     def decode(self, z):
         """Latent -> data: ``x = f(z)``."""
-        x = tf.cast(z, tf.float32)
-        for b in reversed(self._bijectors):
-            x = b.forward(x, **self._kwargs(b, False))
-        return x
+        return _walk.forward(self._bijectors, tf.cast(z, tf.float32))
 
     def log_prob(self, x, training=False):
         """Log-density (nats) of each example of ``x``, in float32."""

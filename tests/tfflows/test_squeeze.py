@@ -40,3 +40,15 @@ def test_squeeze_bad_shapes_are_named():
         squeeze.forward(tf.zeros((1, 2, 2, 6)))
     with pytest.raises(ValueError, match=r"image events \[H, W, C\]"):
         squeeze.inverse(tf.zeros((4, 4)))
+
+
+def test_unsqueeze_mirrors_squeeze():
+    unsqueeze = bijectors.Unsqueeze()
+    z = tf.random.normal((3, 2, 2, 8))
+    x = unsqueeze.inverse(z)
+    np.testing.assert_array_equal(x, tf.nn.depth_to_space(z, 2))
+    np.testing.assert_array_equal(unsqueeze.forward(fresh(x)), z)
+    assert unsqueeze.inverse_event_shape([2, 2, 8]) == [4, 4, 2]
+    assert unsqueeze.forward_event_shape([4, 4, 2]) == [2, 2, 8]
+    with pytest.raises(ValueError, match="divisible by 4; got 6"):
+        unsqueeze.inverse(tf.zeros((1, 2, 2, 6)))

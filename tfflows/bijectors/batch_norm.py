@@ -50,6 +50,8 @@ class BatchNorm(FlowBijector):
         ``moving_variance``; created when None (given on restore).
     """
 
+    takes_training = True
+
     def __init__(
         self,
         event_shape,

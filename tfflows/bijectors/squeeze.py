@@ -1,9 +1,30 @@
-"""Squeeze: 2x2 space-to-depth for multi-scale flows."""
+"""Squeeze and Unsqueeze: 2x2 space-to-depth and back, for multi-scale flows."""
 
 import keras
 import tensorflow as tf
 
 from tfflows.bijectors._base import FlowBijector, unique_name
+
+
+def _on_images(fn, x):
+    """Applies a rank-4 image op to ``x`` of any batch rank."""
+    batch_shape = tf.shape(x)[:-3]
+    out = fn(tf.reshape(x, tf.concat([[-1], tf.shape(x)[-3:]], axis=0)))
+    return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
+
+
+def _squeezed_shape(shape):
+    h, w, c = shape[-3:]
+    return shape[:-3].concatenate(
+        [None if h is None else h // 2, None if w is None else w // 2, None if c is None else 4 * c]
+    )
+
+
+def _unsqueezed_shape(shape):
+    h, w, c = shape[-3:]
+    return shape[:-3].concatenate(
+        [None if h is None else 2 * h, None if w is None else 2 * w, None if c is None else c // 4]
+    )
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -22,8 +43,8 @@ class Squeeze(FlowBijector):
     index after squeezing is ``(2 * di + dj) * C + c`` (as ``tf.nn.space_to_depth``).
 
     Raises:
-      ValueError: for odd H or W (inverse), a channel count that is not a multiple of 4
-        (forward), or inputs of rank < 3.
+      ValueError: for odd H or W on the way to space-to-depth, a channel count that is not a
+        multiple of 4 on the way to depth-to-space, or inputs of rank < 3.
     """
 
     def __init__(self, validate_args=False, name=None):
@@ -34,74 +55,81 @@ class Squeeze(FlowBijector):
             is_constant_jacobian=True,
             validate_args=validate_args,
             parameters=parameters,
-            name=name or unique_name("squeeze"),
+            name=name or unique_name(self._default_name),
         )
 
-    def _checked_event(self, x, direction):
+    _default_name = "squeeze"
+
+    def _image(self, x, direction):
         x = self._check(x, direction)
         if x.shape.rank is not None and x.shape.rank < 3:
             raise ValueError(
-                f"Squeeze {self.name!r} ({direction}) expects image events [H, W, C]; got input "
-                f"of shape {x.shape.as_list()}."
-            )
-        h, w, c = x.shape[-3:]
-        if direction == "inverse" and ((h is not None and h % 2) or (w is not None and w % 2)):
-            raise ValueError(
-                f"Squeeze {self.name!r} needs even height and width; got an image of "
-                f"{h}x{w} (shape {x.shape.as_list()}). Pad or crop the images first."
-            )
-        if direction == "forward" and c is not None and c % 4:
-            raise ValueError(
-                f"Squeeze {self.name!r} (forward) needs a channel count divisible by 4; got {c} "
-                f"(shape {x.shape.as_list()})."
+                f"{type(self).__name__} {self.name!r} ({direction}) expects image events "
+                f"[H, W, C]; got input of shape {x.shape.as_list()}."
             )
         return x
 
-    @staticmethod
-    def _on_images(fn, x):
-        """Applies a rank-4 image op to ``x`` of any batch rank."""
-        batch_shape = tf.shape(x)[:-3]
-        out = fn(tf.reshape(x, tf.concat([[-1], tf.shape(x)[-3:]], axis=0)))
-        return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
+    def _space_to_depth(self, x, direction):
+        x = self._image(x, direction)
+        h, w = x.shape[-3:-1]
+        if (h is not None and h % 2) or (w is not None and w % 2):
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} ({direction}) needs even height and width; "
+                f"got an image of {h}x{w} (shape {x.shape.as_list()}). Pad or crop the images."
+            )
+        return _on_images(lambda t: tf.nn.space_to_depth(t, 2), x)
+
+    def _depth_to_space(self, x, direction):
+        x = self._image(x, direction)
+        c = x.shape[-1]
+        if c is not None and c % 4:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} ({direction}) needs a channel count "
+                f"divisible by 4; got {c} (shape {x.shape.as_list()})."
+            )
+        return _on_images(lambda t: tf.nn.depth_to_space(t, 2), x)
 
     def _inverse(self, y):
-        y = self._checked_event(y, "inverse")
-        return self._on_images(lambda t: tf.nn.space_to_depth(t, 2), y)
+        return self._space_to_depth(y, "inverse")
 
     def _forward(self, x):
-        x = self._checked_event(x, "forward")
-        return self._on_images(lambda t: tf.nn.depth_to_space(t, 2), x)
+        return self._depth_to_space(x, "forward")
 
     def _forward_log_det_jacobian(self, x):
         return tf.zeros([], dtype=x.dtype)
 
     def _forward_event_shape(self, input_shape):
-        h, w, c = tf.TensorShape(input_shape)[-3:]
-        return input_shape[:-3].concatenate(
-            [
-                None if h is None else 2 * h,
-                None if w is None else 2 * w,
-                None if c is None else c // 4,
-            ]
-        )
+        return _unsqueezed_shape(tf.TensorShape(input_shape))
 
     def _forward_event_shape_tensor(self, input_shape):
         return tf.concat([input_shape[:-3], input_shape[-3:-1] * 2, input_shape[-1:] // 4], 0)
 
     def _inverse_event_shape(self, output_shape):
-        h, w, c = tf.TensorShape(output_shape)[-3:]
-        if (h is not None and h % 2) or (w is not None and w % 2):
-            raise ValueError(f"Squeeze needs even height and width; got {h}x{w}.")
-        return output_shape[:-3].concatenate(
-            [
-                None if h is None else h // 2,
-                None if w is None else w // 2,
-                None if c is None else 4 * c,
-            ]
-        )
+        return _squeezed_shape(tf.TensorShape(output_shape))
 
     def _inverse_event_shape_tensor(self, output_shape):
         return tf.concat([output_shape[:-3], output_shape[-3:-1] // 2, output_shape[-1:] * 4], 0)
 
     def get_config(self):
         return self._base_config()
+
+
+@keras.saving.register_keras_serializable(package="tfflows")
+class Unsqueeze(Squeeze):
+    """The mirror of `Squeeze`: inverse (data -> latent) is depth-to-space.
+
+    Ends a squeezed scale inside `FactorOut`, so that the scale maps its input shape to itself.
+    """
+
+    _default_name = "unsqueeze"
+
+    def _inverse(self, y):
+        return self._depth_to_space(y, "inverse")
+
+    def _forward(self, x):
+        return self._space_to_depth(x, "forward")
+
+    _forward_event_shape = Squeeze._inverse_event_shape
+    _forward_event_shape_tensor = Squeeze._inverse_event_shape_tensor
+    _inverse_event_shape = Squeeze._forward_event_shape
+    _inverse_event_shape_tensor = Squeeze._forward_event_shape_tensor

@@ -1,0 +1,38 @@
+"""Running a list of bijectors (data side first) in either direction, as `tfb.Chain` would.
+
+Unlike `tfb.Chain`, the walk passes ``training`` to every bijector that takes it (``BatchNorm``,
+``FactorOut``) and uses each tfflows bijector's one-pass ``inverse_and_log_det``.
+"""
+
+import tensorflow as tf
+
+
+def _kwargs(bijector, training):
+    return {"training": bool(training)} if getattr(bijector, "takes_training", False) else {}
+
+
+def inverse_and_log_det(bijectors, y, event_ndims, training=False):
+    """Data -> latent through ``bijectors`` (first to last): ``(z, sum of inverse log-dets)``."""
+    log_det = tf.zeros(tf.shape(y)[: tf.rank(y) - event_ndims], dtype=y.dtype)
+    for b in bijectors:
+        kwargs = _kwargs(b, training)
+        if hasattr(b, "inverse_and_log_det"):
+            y, ildj = b.inverse_and_log_det(y, event_ndims, **kwargs)
+        else:
+            y, ildj = b.inverse(y, **kwargs), b.inverse_log_det_jacobian(y, event_ndims, **kwargs)
+        log_det += ildj
+    return y, log_det
+
+
+def forward(bijectors, z):
+    """Latent -> data through ``bijectors`` (last to first), batch norms in inference mode."""
+    for b in reversed(bijectors):
+        z = b.forward(z, **_kwargs(b, False))
+    return z
+
+
+def inverse_event_shape(bijectors, shape):
+    shape = tf.TensorShape(shape)
+    for b in bijectors:
+        shape = b.inverse_event_shape(shape)
+    return shape

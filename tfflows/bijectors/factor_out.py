@@ -1,0 +1,108 @@
+"""Factoring out half of the channels: RealNVP's multi-scale architecture."""
+
+import keras
+import tensorflow as tf
+
+from tfflows.bijectors import _walk
+from tfflows.bijectors._base import FlowBijector, unique_name
+
+
+@keras.saving.register_keras_serializable(package="tfflows")
+class FactorOut(FlowBijector):
+    """Sends the last channels straight to the latent; ``bijectors`` transform the rest.
+
+    For an image event ``[H, W, C]`` split on channels into a kept part ``x_k`` (the first
+    ``C - C // 2`` channels) and a factored-out part ``x_o`` (the last ``C // 2``), with ``g`` the
+    inner bijectors (data side first, shape-preserving on ``[H, W, C - C // 2]``):
+
+    ```none
+    inverse (data -> latent):  z = concat(g^{-1}(x_k), x_o)
+    forward (latent -> data):  x = concat(g(z_k), z_o)
+    J = [[ J_g, 0 ],
+         [ 0,   I ]],     log|det J| = log|det J_g|
+    ```
+
+    Nesting a `FactorOut` at the end of each scale gives RealNVP's multi-scale flow: every scale
+    works on half the channels of the one before, and the factored-out halves are latent
+    variables at their own resolution. Inner bijectors that take ``training`` get it.
+
+    Args:
+      bijectors: inner bijectors, data side first, mapping ``[H, W, C - C // 2]`` to itself.
+      event_shape: ``[H, W, C]``, with ``C >= 2``.
+      validate_args: also check inputs for NaN / Inf at run time.
+      name: bijector name; unique by default.
+    """
+
+    takes_training = True
+
+    def __init__(self, bijectors, event_shape, validate_args=False, name=None):
+        parameters = dict(locals())
+        self._event_shape = tuple(int(n) for n in event_shape)
+        if len(self._event_shape) != 3 or self._event_shape[-1] < 2:
+            raise ValueError(
+                f"FactorOut needs image events [H, W, C] with C >= 2, got {list(event_shape)}."
+            )
+        self._bijectors = list(bijectors)
+        h, w, c = self._event_shape
+        self._kept = c - c // 2
+        kept_shape = tf.TensorShape([h, w, self._kept])
+        inner_shape = _walk.inverse_event_shape(self._bijectors, kept_shape)
+        if inner_shape != kept_shape:
+            raise ValueError(
+                f"FactorOut's inner bijectors must map the kept part {kept_shape.as_list()} to "
+                f"itself; they map it to {inner_shape.as_list()} (end a squeezed scale with an "
+                "`Unsqueeze`)."
+            )
+        super().__init__(
+            forward_min_event_ndims=3,
+            validate_args=validate_args,
+            parameters=parameters,
+            name=name or unique_name("factor_out"),
+        )
+
+    @property
+    def bijectors(self):
+        return list(self._bijectors)
+
+    @property
+    def keras_layers(self):
+        return [layer for b in self._bijectors for layer in getattr(b, "keras_layers", [])]
+
+    def _split(self, x):
+        return x[..., : self._kept], x[..., self._kept :]
+
+    def _inverse_and_log_det(self, y, training=False):
+        y = self._check(y, "inverse")
+        kept, out = self._split(y)
+        z, log_det = _walk.inverse_and_log_det(self._bijectors, kept, 3, training)
+        return tf.concat([z, out], axis=-1), log_det
+
+    def _inverse(self, y, training=False):
+        return self._inverse_and_log_det(y, training)[0]
+
+    def _inverse_log_det_jacobian(self, y, training=False):
+        return self._inverse_and_log_det(y, training)[1]
+
+    def _forward(self, x, training=False):
+        del training
+        kept, out = self._split(self._check(x, "forward"))
+        return tf.concat([_walk.forward(self._bijectors, kept), out], axis=-1)
+
+    def _forward_log_det_jacobian(self, x, training=False):
+        del training
+        return -self._inverse_log_det_jacobian(self._forward(x), training=False)
+
+    def get_config(self):
+        return {
+            "bijectors": [keras.saving.serialize_keras_object(b) for b in self._bijectors],
+            "event_shape": list(self._event_shape),
+            **self._base_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["bijectors"] = [
+            keras.saving.deserialize_keras_object(b) for b in config["bijectors"]
+        ]
+        return cls(**config)
