@@ -132,29 +132,33 @@ class Flow(keras.Model):
     def call(self, x, training=None):
         return self.log_prob(x, training=bool(training))
 
-    def compute_loss_value(self, x, sample_weight=None, training=False):
-        """Mean negative log-likelihood (nats per example), weighted when given weights."""
-        nll = -self.log_prob(x, training=training)
+    @staticmethod
+    def _weighted_mean(values, sample_weight):
         if sample_weight is None:
-            return tf.reduce_mean(nll)
-        w = tf.cast(tf.reshape(sample_weight, tf.shape(nll)), nll.dtype)
-        return tf.reduce_sum(w * nll) / tf.maximum(tf.reduce_sum(w), 1e-12)
+            return tf.reduce_mean(values)
+        w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
+        return tf.reduce_sum(w * values) / tf.maximum(tf.reduce_sum(w), 1e-12)
+
+    def update_metrics(self, log_prob, sample_weight=None):
+        """Updates the tracked metrics from a batch's log-probs; subclasses add their own."""
+        self.loss_tracker.update_state(-self._weighted_mean(log_prob, sample_weight))
 
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            loss = self.compute_loss_value(x, sample_weight, training=True)
+            log_prob = self.log_prob(x, training=True)
+            loss = -self._weighted_mean(log_prob, sample_weight)
             # Gradients from every replica are summed: scale by 1 / replicas for a global mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(loss / replicas)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
-        self.loss_tracker.update_state(loss)
+        self.update_metrics(log_prob, sample_weight)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self.loss_tracker.update_state(self.compute_loss_value(x, sample_weight))
+        self.update_metrics(self.log_prob(x), sample_weight)
         return {m.name: m.result() for m in self.metrics}
 
     def predict_step(self, data):

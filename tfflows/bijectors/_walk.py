@@ -17,10 +17,14 @@ def inverse_and_log_det(bijectors, y, event_ndims, training=False):
     for b in bijectors:
         kwargs = _kwargs(b, training)
         if hasattr(b, "inverse_and_log_det"):
-            y, ildj = b.inverse_and_log_det(y, event_ndims, **kwargs)
+            y_next, ildj = b.inverse_and_log_det(y, event_ndims, **kwargs)
         else:
-            y, ildj = b.inverse(y, **kwargs), b.inverse_log_det_jacobian(y, event_ndims, **kwargs)
+            ildj = b.inverse_log_det_jacobian(y, event_ndims, **kwargs)
+            y_next = b.inverse(y, **kwargs)
         log_det += ildj
+        # A reshaping bijector (e.g. image -> vector) changes the event rank.
+        event_ndims = b.inverse_event_ndims(event_ndims)
+        y = y_next
     return y, log_det
 
 

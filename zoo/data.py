@@ -1,0 +1,337 @@
+"""Image input pipelines: TFDS datasets by name, the embedded digits, local MNIST files.
+
+``load(name, split)`` returns a ``tf.data.Dataset`` of float32 images in ``[0, 1]`` (with labels
+when asked) and a `DataInfo` that carries the images' shape and their number of discrete levels,
+which dequantization and bits/dim need: 256 for 8-bit images, 17 for the embedded digits.
+
+Sources, chosen by ``name``:
+
+* ``"digits"``: the 8x8 handwritten digits bundled with scikit-learn (1,797 images, 17 levels),
+  no download; split deterministically into ``train`` (1,500) and ``test`` (297).
+* a path to a Keras-format ``mnist.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``);
+* a path to MNIST idx files: a folder holding ``train-images-idx3-ubyte[.gz]`` /
+  ``t10k-images-idx3-ubyte[.gz]`` (split ``train`` / ``test``) with their ``-labels-idx1-`` files,
+  or a single images file (any split name selects it);
+* any other name is a TFDS dataset (``mnist``, ``fashion_mnist``, ``kmnist``, ``cifar10``,
+  ``svhn_cropped``, ...) loaded with ``tfds.load(name, data_dir=..., download=...)``.
+
+Splits take slices, as in TFDS: ``"test[:9000]"``, ``"test[9000:]"``.
+"""
+
+import dataclasses
+import gzip
+import os
+import re
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+DIGITS = "digits"
+DIGITS_TRAIN_SIZE = 1500
+_SPLIT = re.compile(r"^(?P<split>[A-Za-z_]+)(\[(?P<start>-?\d*):(?P<stop>-?\d*)\])?$")
+_IDX_PREFIX = {"train": "train", "test": "t10k"}
+
+
+class DatasetUnavailableError(FileNotFoundError):
+    """A dataset is not on this machine and could not be fetched; the message says what to do."""
+
+
+class CorruptFileError(ValueError):
+    """A local data file is truncated or not in the format its name promises."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know about its data."""
+
+    name: str
+    image_shape: tuple
+    num_levels: int
+    num_classes: int | None = None
+    num_examples: int | None = None
+
+    @property
+    def num_dims(self):
+        return int(np.prod(self.image_shape))
+
+
+def load(
+    name=DIGITS,
+    split="train",
+    *,
+    data_dir=None,
+    download=False,
+    image_size=None,
+    color=None,
+    dequantize=True,
+    dequantize_seed=None,
+    with_labels=False,
+    batch_size=None,
+    shuffle=False,
+    seed=None,
+    cache=True,
+    prefetch=True,
+    drop_remainder=False,
+):
+    """Returns ``(dataset, info)`` for image dataset ``name``.
+
+    Args:
+      name: ``"digits"``, a path to ``mnist.npz`` or to MNIST idx files, or a TFDS name.
+      split: ``"train"``, ``"test"`` (or any TFDS split), with an optional ``[start:stop]``.
+      data_dir: TFDS data folder (TFDS sources only).
+      download: let TFDS download and prepare a missing dataset.
+      image_size: ``(height, width)`` to resize to; pixels are re-quantized to the levels.
+      color: ``"grayscale"`` or ``"rgb"`` to convert to; None keeps the source's channels.
+      dequantize: images become ``(x + u) / K`` with ``u ~ U[0, 1)`` (the input flows need, in
+        ``[0, 1)``); otherwise ``x / (K - 1)`` in ``[0, 1]``.
+      dequantize_seed: fixed noise (the same every epoch), e.g. for reproducible evaluation; by
+        default the noise is drawn afresh each epoch.
+      with_labels: yield ``(image, label)`` pairs.
+      batch_size, shuffle, seed, cache, prefetch, drop_remainder: the usual ``tf.data`` steps;
+        ``shuffle`` is a buffer size (True: the whole split).
+
+    Raises:
+      DatasetUnavailableError: the dataset is not here and cannot be downloaded.
+      CorruptFileError: a local file is truncated or malformed.
+      ValueError: an unknown split, color or bad option.
+    """
+    if color not in (None, "grayscale", "rgb"):
+        raise ValueError(f"color must be None, 'grayscale' or 'rgb', got {color!r}.")
+    if _is_local(name):
+        images, labels, num_levels, num_classes = _load_local(name, split)
+        ds, shape, num_examples = _from_arrays(images, labels), images.shape[1:], len(images)
+    elif name == DIGITS:
+        images, labels = _digits(split)
+        ds, shape, num_examples = _from_arrays(images, labels), images.shape[1:], len(images)
+        num_levels, num_classes = 17, 10
+    else:
+        ds, shape, num_levels, num_classes, num_examples = _tfds(name, split, data_dir, download)
+
+    shape = tuple(shape)
+    if image_size is not None:
+        shape = (int(image_size[0]), int(image_size[1]), shape[2])
+    if any(n is None for n in shape):
+        raise ValueError(f"{name!r} has images of varying shape {list(shape)}; pass image_size.")
+    shape = tuple(int(n) for n in shape)
+    if color is not None:
+        shape = (*shape[:2], 1 if color == "grayscale" else 3)
+    info = DataInfo(
+        name=str(name),
+        image_shape=shape,
+        num_levels=int(num_levels),
+        num_classes=num_classes,
+        num_examples=num_examples,
+    )
+
+    def levels(image, label):
+        image = tf.cast(image, tf.float32)
+        if image_size is not None:
+            image = tf.image.resize(image, info.image_shape[:2], antialias=True)
+        if color == "grayscale" and image.shape[-1] == 3:
+            image = tf.image.rgb_to_grayscale(image)
+        elif color == "rgb" and image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        image = tf.clip_by_value(tf.round(image), 0.0, float(num_levels - 1))
+        return tf.ensure_shape(image, info.image_shape), label
+
+    ds = ds.map(levels, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        buffer = (num_examples or 10_000) if shuffle is True else int(shuffle)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = _scale(ds, num_levels, dequantize, dequantize_seed)
+    if not with_labels:
+        ds = ds.map(lambda image, label: image)
+    if batch_size:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds, info
+
+
+def _scale(ds, num_levels, dequantize, seed):
+    k = float(num_levels)
+    if not dequantize:
+        return ds.map(lambda image, label: (image / (k - 1.0), label))
+    if seed is None:
+        return ds.map(
+            lambda image, label: ((image + tf.random.uniform(tf.shape(image))) / k, label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def fixed_noise(index, element):
+        image, label = element
+        noise = tf.random.stateless_uniform(
+            tf.shape(image), seed=tf.stack([tf.cast(seed, tf.int64), index])
+        )
+        return (image + noise) / k, label
+
+    return ds.enumerate().map(fixed_noise, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _from_arrays(images, labels):
+    labels = np.full(len(images), -1, np.int64) if labels is None else labels.astype(np.int64)
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def _parse_split(split):
+    match = _SPLIT.match(str(split).replace(" ", ""))
+    if not match:
+        raise ValueError(f"Cannot read split {split!r}; expected e.g. 'train' or 'test[:1000]'.")
+    start = int(match["start"]) if match["start"] else None
+    stop = int(match["stop"]) if match["stop"] else None
+    return match["split"], slice(start, stop)
+
+
+def _digits(split):
+    from sklearn.datasets import load_digits
+
+    base, window = _parse_split(split)
+    digits = load_digits()
+    order = np.random.RandomState(0).permutation(len(digits.images))
+    parts = {"train": order[:DIGITS_TRAIN_SIZE], "test": order[DIGITS_TRAIN_SIZE:]}
+    if base not in parts:
+        raise ValueError(f"The digits dataset has splits 'train' and 'test', not {base!r}.")
+    index = parts[base][window]
+    images = digits.images[index].astype(np.uint8)[..., None]
+    return images, digits.target[index]
+
+
+def _is_local(name):
+    name = str(name)
+    return (
+        os.path.sep in name
+        or name.endswith((".npz", ".gz", "-ubyte"))
+        or (os.path.exists(name) and name != DIGITS)
+    )
+
+
+def _load_local(path, split):
+    base, window = _parse_split(split)
+    if not os.path.exists(path):
+        raise DatasetUnavailableError(
+            f"No data file or folder at {path!r}. Give a Keras-format mnist.npz or a folder of "
+            "MNIST idx files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz], ...)."
+        )
+    if path.endswith(".npz"):
+        images, labels = _npz(path, base)
+    else:
+        images_path = _idx_images_path(path, base) if os.path.isdir(path) else path
+        images = read_idx(images_path)
+        if images.ndim != 3:
+            raise CorruptFileError(
+                f"{images_path} holds an array of shape {list(images.shape)}, not images [N, H, W]."
+            )
+        labels_path = images_path.replace("images-idx3", "labels-idx1")
+        labels = read_idx(labels_path) if os.path.exists(labels_path) else None
+        if labels is not None and len(labels) != len(images):
+            raise CorruptFileError(
+                f"{labels_path} has {len(labels)} labels for {len(images)} images."
+            )
+    images = images[..., None] if images.ndim == 3 else images
+    labels = None if labels is None else labels[window]
+    num_levels = 256 if images.dtype == np.uint8 else int(images.max()) + 1
+    num_classes = None if labels is None else 10
+    return images[window], labels, num_levels, num_classes
+
+
+def _npz(path, split):
+    try:
+        with np.load(path) as arrays:
+            key = {"train": "train", "test": "test"}.get(split)
+            if key is None or f"x_{key}" not in arrays:
+                raise ValueError(
+                    f"{path} has arrays {sorted(arrays.files)}; split {split!r} needs x_{split}."
+                )
+            labels = arrays[f"y_{key}"] if f"y_{key}" in arrays else None
+            return arrays[f"x_{key}"], labels
+    except (OSError, EOFError, ValueError) as error:
+        if isinstance(error, ValueError) and "needs x_" in str(error):
+            raise
+        raise CorruptFileError(f"Cannot read {path} as a .npz archive: {error}") from error
+
+
+def _idx_images_path(folder, split):
+    prefix = _IDX_PREFIX.get(split)
+    if prefix is None:
+        raise ValueError(f"MNIST idx folders have splits 'train' and 'test', not {split!r}.")
+    for suffix in ("", ".gz"):
+        path = os.path.join(folder, f"{prefix}-images-idx3-ubyte{suffix}")
+        if os.path.exists(path):
+            return path
+    raise DatasetUnavailableError(
+        f"No {prefix}-images-idx3-ubyte[.gz] in {folder} for split {split!r}; found "
+        f"{sorted(os.listdir(folder))}."
+    )
+
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """Reads an idx file (MNIST's format), gzip-compressed or plain, checking its size.
+
+    Raises:
+      CorruptFileError: a bad magic number, or fewer / more bytes than the header promises.
+    """
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:
+        raise CorruptFileError(f"Cannot read {path}: {error}") from error
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise CorruptFileError(f"{path} is not an idx file (bad magic number {raw[:4]!r}).")
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise CorruptFileError(f"{path} is truncated inside its header.")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise CorruptFileError(
+            f"{path} is corrupt: its header promises shape {list(shape)} ({expected} bytes of "
+            f"data) but it holds {len(raw) - header} bytes."
+        )
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def _tfds(name, split, data_dir, download):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises several types for unknown names
+        raise DatasetUnavailableError(
+            f"{name!r} is neither 'digits', a local file, nor a TFDS dataset: {error}"
+        ) from error
+    try:
+        if download:
+            builder.download_and_prepare()
+        ds = builder.as_dataset(split=split)
+    except Exception as error:
+        if isinstance(error, ValueError) and "split" in str(error).lower():
+            raise
+        raise DatasetUnavailableError(
+            f"TFDS dataset {name!r} is not prepared in {builder.data_dir!r}"
+            + ("" if download else " and download=False")
+            + f" ({type(error).__name__}). Without network, prepare it elsewhere and pass its "
+            "folder as data_dir, or give a local file (mnist.npz or MNIST idx files)."
+        ) from error
+    features = builder.info.features
+    image_key = "image" if "image" in features else next(iter(features))
+    label_key = "label" if "label" in features else None
+    num_classes = features[label_key].num_classes if label_key else None
+    try:
+        num_examples = builder.info.splits[split].num_examples or None
+    except Exception:
+        num_examples = None
+
+    def pair(example):
+        label = example[label_key] if label_key else tf.constant(-1, tf.int64)
+        return example[image_key], tf.cast(label, tf.int64)
+
+    ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, features[image_key].shape, 256, num_classes, num_examples

@@ -1,0 +1,254 @@
+"""NICE and RealNVP image flows as Keras models.
+
+Both take dequantized images ``y = (x + u) / K`` in ``[0, 1)`` (``zoo.data.load`` makes them) and
+report, besides the loss (negative log-likelihood in nats per image), ``bits_per_dim`` of the
+*discrete* data: ``-(log p(y) - D log K) / (D log 2)``, with ``K`` the data's own number of levels
+(``num_levels``). Logit preprocessing is a bijector inside the flow, so its log-det is part of
+``log p(y)`` and the figure is comparable with the papers'.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import tfflows
+from tfflows import bijectors, masks, nets
+
+tfb = tfp.bijectors
+
+
+class ImageFlow(tfflows.Flow):
+    """A `tfflows.Flow` over images in ``[0, 1]`` that also tracks bits/dim.
+
+    Args:
+      bijectors: the flow's bijectors, data side first.
+      image_shape: ``(H, W, C)`` of the images.
+      num_levels: number of discrete levels per value of the original data (256 for 8-bit).
+      base_distribution: ``"normal"`` or ``"logistic"``.
+    """
+
+    def __init__(self, bijectors, image_shape, num_levels, base_distribution="normal", **kwargs):
+        kwargs.setdefault("validate_args", True)
+        super().__init__(bijectors, image_shape, base_distribution=base_distribution, **kwargs)
+        if int(num_levels) < 2:
+            raise ValueError(f"num_levels must be at least 2, got {num_levels}.")
+        self.image_shape = tuple(int(n) for n in image_shape)
+        self.num_levels = int(num_levels)
+        self.num_dims = math.prod(self.image_shape)
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.bits_tracker]
+
+    def _validate(self, x):
+        x = super()._validate(x)
+        if self.validate_args:
+            message = f"{type(self).__name__} expects images with values in [0, 1]"
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_greater_equal(x, 0.0, message=message),
+                    tf.debugging.assert_less_equal(x, 1.0, message=message),
+                ]
+            ):
+                x = tf.identity(x)
+        return x
+
+    def bits_per_dim(self, x):
+        """Bits/dim of each image's discrete original, from its dequantized value ``x``."""
+        return tfflows.bits_per_dim(self.log_prob(x), self.num_dims, self.num_levels)
+
+    def update_metrics(self, log_prob, sample_weight=None):
+        super().update_metrics(log_prob, sample_weight)
+        bits = tfflows.bits_per_dim(log_prob, self.num_dims, self.num_levels)
+        self.bits_tracker.update_state(self._weighted_mean(bits, sample_weight))
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        """Images in ``[0, 1]``: samples of the dequantized density, clipped to the pixel range."""
+        return tf.clip_by_value(super().sample(num_samples, temperature, seed), 0.0, 1.0)
+
+    def _image_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_shape": list(self.image_shape),
+            "num_levels": self.num_levels,
+            "validate_args": self.validate_args,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _flatten(image_shape):
+    """Inverse (data -> latent): ``[H, W, C] -> [H * W * C]``."""
+    return tfb.Reshape(event_shape_out=list(image_shape), event_shape_in=[math.prod(image_shape)])
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class NICE(ImageFlow):
+    """NICE (Dinh, Krueger and Bengio, 2014) on flattened images.
+
+    Defaults are the paper's MNIST model: 4 additive couplings alternating odd and even units,
+    each with a ReLU MLP of 5 hidden layers of 1000 units, a diagonal scaling on top, and a
+    standard logistic prior. Images enter as they are (dequantized, in ``[0, 1)``), as in the
+    paper.
+
+    Args:
+      image_shape: ``(H, W, C)``.
+      num_levels: levels of the discrete data (256 for MNIST).
+      num_couplings: number of additive coupling layers.
+      hidden_units: widths of each coupling's MLP.
+      prior: ``"logistic"`` (the paper) or ``"normal"``.
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=256,
+        num_couplings=4,
+        hidden_units=(1000,) * 5,
+        prior="logistic",
+        **kwargs,
+    ):
+        dims = math.prod(image_shape)
+        self.num_couplings = int(num_couplings)
+        self.hidden_units = [int(u) for u in hidden_units]
+        layers = [_flatten(image_shape)]
+        for i in range(self.num_couplings):
+            mask = masks.alternating(dims, parity=i % 2)
+            units = mask.transformed_shape[-1]
+            layers.append(bijectors.AdditiveCoupling(mask, nets.MLP(self.hidden_units, units)))
+        layers.append(bijectors.Scaling([dims]))
+        super().__init__(layers, image_shape, num_levels, base_distribution=prior, **kwargs)
+
+    def get_config(self):
+        return {
+            **self._image_config(),
+            "num_couplings": self.num_couplings,
+            "hidden_units": self.hidden_units,
+            "prior": self.base_distribution,
+        }
+
+
+ARCHITECTURES = ("multiscale", "flat")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RealNVP(ImageFlow):
+    """RealNVP (Dinh, Sohl-Dickstein and Bengio, 2016) for images.
+
+    Data go through ``Logit(alpha)`` first, then one of two architectures:
+
+    * ``"multiscale"`` (the paper's image model): per scale, 3 affine couplings with alternating
+      checkerboard masks, a squeeze, 3 couplings with alternating channel masks, then half the
+      channels are factored out to the latent and the next scale works on the rest; the last
+      scale has 4 checkerboard couplings. Conditioners are ResNets (``filters`` wide,
+      ``num_blocks`` residual blocks); a per-channel `BatchNorm` follows each coupling. Needs
+      ``H`` and ``W`` divisible by ``2 ** (num_scales - 1)``.
+    * ``"flat"``: the image is flattened and ``num_couplings`` affine couplings on alternating
+      odd/even units, with MLP conditioners (``hidden_units``) and a `BatchNorm` after each
+      coupling but the last; the structure used for small (e.g. 16x16) digits.
+
+    Args:
+      image_shape: ``(H, W, C)``.
+      num_levels: levels of the discrete data.
+      architecture: ``"multiscale"`` or ``"flat"``.
+      num_scales, filters, num_blocks: multi-scale architecture size.
+      num_couplings, hidden_units: flat architecture size.
+      alpha: the logit's margin (0.05 in the paper's CIFAR-10 model, 1e-6 for MNIST).
+      batch_norm: put `BatchNorm` bijectors after the couplings.
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=256,
+        architecture="multiscale",
+        num_scales=2,
+        filters=32,
+        num_blocks=2,
+        num_couplings=8,
+        hidden_units=(256, 256),
+        alpha=0.05,
+        batch_norm=True,
+        **kwargs,
+    ):
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}.")
+        self.architecture = architecture
+        self.num_scales = int(num_scales)
+        self.filters = int(filters)
+        self.num_blocks = int(num_blocks)
+        self.num_couplings = int(num_couplings)
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.alpha = float(alpha)
+        self.batch_norm = bool(batch_norm)
+        image_shape = tuple(int(n) for n in image_shape)
+        layers = [bijectors.Logit(self.alpha, validate_args=kwargs.get("validate_args", True))]
+        if architecture == "flat":
+            layers += [_flatten(image_shape), *self._flat(math.prod(image_shape))]
+        else:
+            factor = 2 ** (self.num_scales - 1)
+            h, w, _ = image_shape
+            if self.num_scales < 1 or h % factor or w % factor:
+                raise ValueError(
+                    f"A {self.num_scales}-scale RealNVP needs height and width divisible by "
+                    f"{factor}; got an image of {h}x{w}. Resize the data or use fewer scales."
+                )
+            layers += self._scale(image_shape, 0)
+        super().__init__(layers, image_shape, num_levels, **kwargs)
+
+    def _coupling(self, mask):
+        if mask.event_ndims == 1:
+            net = nets.MLP(self.hidden_units, 2 * mask.transformed_shape[-1])
+        else:
+            net = nets.ResNet(self.filters, self.num_blocks, 2 * mask.transformed_shape[-1])
+        return bijectors.AffineCoupling(mask, net)
+
+    def _flat(self, dims):
+        layers = []
+        for i in range(self.num_couplings):
+            layers.append(self._coupling(masks.alternating(dims, parity=i % 2)))
+            if self.batch_norm and i < self.num_couplings - 1:
+                layers.append(bijectors.BatchNorm([dims]))
+        return layers
+
+    def _couplings(self, make_mask, shape, count):
+        layers = []
+        for i in range(count):
+            layers.append(self._coupling(make_mask(shape, parity=i % 2)))
+            if self.batch_norm:
+                layers.append(bijectors.BatchNorm(shape))
+        return layers
+
+    def _scale(self, shape, level):
+        """The bijectors of scale ``level`` on events ``shape``; they map ``shape`` to itself."""
+        if level == self.num_scales - 1:
+            return self._couplings(masks.checkerboard, shape, 4)
+        h, w, c = shape
+        squeezed = (h // 2, w // 2, 4 * c)
+        kept = (h // 2, w // 2, 4 * c - 2 * c)
+        return [
+            *self._couplings(masks.checkerboard, shape, 3),
+            bijectors.Squeeze(),
+            *self._couplings(masks.channel, squeezed, 3),
+            bijectors.FactorOut(self._scale(kept, level + 1), squeezed),
+            bijectors.Unsqueeze(),
+        ]
+
+    def get_config(self):
+        return {
+            **self._image_config(),
+            "architecture": self.architecture,
+            "num_scales": self.num_scales,
+            "filters": self.filters,
+            "num_blocks": self.num_blocks,
+            "num_couplings": self.num_couplings,
+            "hidden_units": self.hidden_units,
+            "alpha": self.alpha,
+            "batch_norm": self.batch_norm,
+        }
