@@ -1,0 +1,143 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo import data
+
+
+def as_numpy(ds):
+    return [tuple(np.asarray(t) for t in e) if isinstance(e, tuple) else np.asarray(e) for e in ds]
+
+
+def write_idx(path, array):
+    codes = {np.uint8: 0x08}
+    header = struct.pack(">BBBB", 0, 0, codes[array.dtype.type], array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+@pytest.fixture
+def mnist_like():
+    rng = np.random.default_rng(0)
+    return {
+        "x_train": rng.integers(0, 256, (20, 6, 6), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 20, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (8, 6, 6), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 8, dtype=np.uint8),
+    }
+
+
+def test_digits_splits_are_fixed_disjoint_and_carry_17_levels():
+    train, info = data.load("digits", "train", dequantize=False, with_labels=True)
+    test, test_info = data.load("digits", "test", dequantize=False, with_labels=True)
+    assert info.num_levels == 17 and info.image_shape == (8, 8, 1) and info.num_classes == 10
+    train, test = as_numpy(train), as_numpy(test)
+    assert (len(train), len(test)) == (1500, 297) == (info.num_examples, test_info.num_examples)
+    levels = np.stack([x for x, _ in train]) * 16
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-5)
+    assert levels.max() == 16
+    train_keys = {x.tobytes() for x, _ in train}
+    assert sum(x.tobytes() in train_keys for x, _ in test) < 5  # a few digits repeat exactly
+    again = as_numpy(data.load("digits", "test", dequantize=False, with_labels=True)[0])
+    np.testing.assert_array_equal(np.stack([x for x, _ in again]), np.stack([x for x, _ in test]))
+
+
+def test_dequantized_digits_stay_in_their_level_cells():
+    plain = np.stack(as_numpy(data.load("digits", "test[:50]", dequantize=False)[0])) * 16
+    noisy = np.stack(as_numpy(data.load("digits", "test[:50]")[0]))
+    assert noisy.min() >= 0.0 and noisy.max() < 1.0
+    np.testing.assert_array_equal(np.floor(noisy * 17), np.round(plain))
+
+
+def test_dequantize_seed_fixes_the_noise_and_none_redraws_it():
+    fixed, _ = data.load("digits", "test[:20]", dequantize_seed=3)
+    np.testing.assert_array_equal(np.stack(as_numpy(fixed)), np.stack(as_numpy(fixed)))
+    fresh, _ = data.load("digits", "test[:20]")
+    assert np.any(np.stack(as_numpy(fresh)) != np.stack(as_numpy(fresh)))
+
+
+def test_batching_shuffling_and_resize_to_rgb():
+    ds, info = data.load(
+        "digits", "train", batch_size=32, shuffle=True, seed=1, image_size=(16, 16), color="rgb",
+        dequantize=False,
+    )
+    batch = next(iter(ds)).numpy()
+    assert info.image_shape == (16, 16, 3) and batch.shape == (32, 16, 16, 3)
+    np.testing.assert_array_equal(batch[..., 0], batch[..., 2])
+    np.testing.assert_allclose(batch * 16, np.round(batch * 16), atol=1e-5)  # still on levels
+
+
+def test_keras_npz(tmp_path, mnist_like):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, **mnist_like)
+    ds, info = data.load(str(path), "test", dequantize=False, with_labels=True)
+    images, labels = zip(*as_numpy(ds), strict=True)
+    assert info.num_levels == 256 and info.image_shape == (6, 6, 1)
+    np.testing.assert_allclose(np.stack(images)[..., 0] * 255, mnist_like["x_test"], atol=1e-3)
+    np.testing.assert_array_equal(labels, mnist_like["y_test"])
+    assert len(as_numpy(data.load(str(path), "train[5:15]")[0])) == 10
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_folder_and_single_file(tmp_path, mnist_like, suffix):
+    write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", mnist_like["x_test"])
+    write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", mnist_like["y_test"])
+    ds, info = data.load(str(tmp_path), "test[2:]", dequantize=False, with_labels=True)
+    images, labels = zip(*as_numpy(ds), strict=True)
+    assert info.num_examples == 6 and info.num_classes == 10
+    np.testing.assert_allclose(np.stack(images)[..., 0] * 255, mnist_like["x_test"][2:], atol=1e-3)
+    np.testing.assert_array_equal(labels, mnist_like["y_test"][2:])
+    single = str(tmp_path / f"t10k-images-idx3-ubyte{suffix}")
+    assert len(as_numpy(data.load(single, "all")[0])) == 8
+
+
+def test_corrupt_and_missing_files_are_named(tmp_path, mnist_like):
+    truncated = tmp_path / "t10k-images-idx3-ubyte"
+    write_idx(truncated, mnist_like["x_test"])
+    truncated.write_bytes(truncated.read_bytes()[:-10])
+    with pytest.raises(data.CorruptFileError, match=r"t10k-images-idx3-ubyte is corrupt.*8, 6, 6"):
+        data.load(str(tmp_path), "test")
+    bad_magic = tmp_path / "junk-images-idx3-ubyte"
+    bad_magic.write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(data.CorruptFileError, match="not an idx file"):
+        data.load(str(bad_magic), "all")
+    gz = tmp_path / "cut-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 40)[:-8])
+    with pytest.raises(data.CorruptFileError, match="cut-images-idx3-ubyte.gz"):
+        data.load(str(gz), "all")
+    with pytest.raises(data.DatasetUnavailableError, match=r"train-images-idx3-ubyte\[\.gz\]"):
+        data.load(str(tmp_path), "train")
+    with pytest.raises(data.DatasetUnavailableError, match="No data file or folder"):
+        data.load(str(tmp_path / "absent.npz"), "train")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    with pytest.raises(data.CorruptFileError, match="broken.npz"):
+        data.load(str(tmp_path / "broken.npz"), "train")
+
+
+def test_tfds_by_name_with_mock_data():
+    with tfds.testing.mock_data(num_examples=12):
+        ds, info = data.load("mnist", "train", batch_size=4, with_labels=True, dequantize=False)
+        images, labels = next(iter(ds))
+    assert info.num_levels == 256 and info.image_shape == (28, 28, 1) and info.num_classes == 10
+    assert images.shape == (4, 28, 28, 1) and labels.dtype == tf.int64
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+
+
+def test_missing_tfds_dataset_says_how_to_provide_it(tmp_path):
+    with pytest.raises(data.DatasetUnavailableError, match="data_dir.*local file"):
+        data.load("mnist", "train", data_dir=str(tmp_path))
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="splits 'train' and 'test'"):
+        data.load("digits", "validation")
+    with pytest.raises(ValueError, match="Cannot read split"):
+        data.load("digits", "train[a:b]")
+    with pytest.raises(ValueError, match="color"):
+        data.load("digits", color="sepia")

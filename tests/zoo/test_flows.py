@@ -1,0 +1,130 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfflows
+from tests.checks import autodiff_log_det, fresh, randomize
+from zoo import data, flows
+
+SMALL = {
+    "nice": lambda shape, k: flows.NICE(shape, k, hidden_units=(32, 32)),
+    "realnvp_flat": lambda shape, k: flows.RealNVP(
+        shape, k, architecture="flat", num_couplings=4, hidden_units=(32,)
+    ),
+    "realnvp_multiscale": lambda shape, k: flows.RealNVP(
+        shape, k, num_scales=2, filters=8, num_blocks=1
+    ),
+}
+
+
+def randomized(model, seed=0):
+    randomize(model.bijector_layers, seed=seed, scale=0.05)
+    for layer in model.bijector_layers:
+        for w in layer.non_trainable_weights:  # running variances must stay positive
+            w.assign(tf.abs(w) + 0.5)
+    return model
+
+
+def images(shape, n=6, seed=0):
+    return tf.random.stateless_uniform((n, *shape), seed=[seed, 0], minval=0.02, maxval=0.98)
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_log_prob_is_base_density_plus_autodiff_log_det(kind):
+    shape = (4, 4, 1)
+    model = randomized(SMALL[kind](shape, 256))
+    x = images(shape)
+    z = model.encode(x)
+    log_det = autodiff_log_det(lambda t: model.encode(t), x)
+    base = model.base().log_prob(z).numpy()
+    np.testing.assert_allclose(model.log_prob(fresh(x)), base + log_det, atol=2e-3)
+    np.testing.assert_allclose(model.decode(z), x, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_fit_lowers_the_loss_and_evaluate_reports_nats_and_bits(kind, tmp_path):
+    keras.utils.set_random_seed(0)
+    train, info = data.load("digits", "train[:512]", batch_size=64, shuffle=True, seed=0)
+    test, _ = data.load("digits", "test", batch_size=297, dequantize_seed=0)
+    model = SMALL[kind](info.image_shape, info.num_levels)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    before = model.evaluate(test, verbose=0, return_dict=True)
+    model.fit(train, epochs=2, verbose=0, shuffle=False)
+    after = model.evaluate(test, verbose=0, return_dict=True)
+    assert after["loss"] < before["loss"] - 1.0, (before, after)
+    x = next(iter(test))
+    mean_log_prob = float(tf.reduce_mean(model.log_prob(x)))
+    np.testing.assert_allclose(after["loss"], -mean_log_prob, rtol=1e-4)
+    expected_bits = (-mean_log_prob + 64 * math.log(17)) / (64 * math.log(2))
+    np.testing.assert_allclose(after["bits_per_dim"], expected_bits, rtol=1e-4)
+
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.log_prob(x), model.log_prob(fresh(x)))
+    samples = model.sample(5, temperature=0.8, seed=[1, 2])
+    assert samples.shape == (5, 8, 8, 1)
+    assert 0.0 <= float(tf.reduce_min(samples)) and float(tf.reduce_max(samples)) <= 1.0
+
+
+def test_multiscale_structure_factors_out_at_every_scale():
+    model = flows.RealNVP((8, 8, 1), 17, num_scales=3, filters=4, num_blocks=1)
+    factor_outs, bijectors = 0, model.bijectors
+    while any(isinstance(b, tfflows.bijectors.FactorOut) for b in bijectors):
+        (inner,) = [b for b in bijectors if isinstance(b, tfflows.bijectors.FactorOut)]
+        couplings = [b for b in bijectors if isinstance(b, tfflows.bijectors.AffineCoupling)]
+        assert [c.mask.kind for c in couplings] == ["checkerboard"] * 3 + ["channel"] * 3
+        factor_outs, bijectors = factor_outs + 1, inner.bijectors
+    couplings = [b for b in bijectors if isinstance(b, tfflows.bijectors.AffineCoupling)]
+    assert factor_outs == 2 and [c.mask.kind for c in couplings] == ["checkerboard"] * 4
+    assert couplings[0].mask.event_shape == (2, 2, 4)
+    assert model.latent_shape == (8, 8, 1)
+
+
+def test_bad_configurations_and_inputs_are_named():
+    with pytest.raises(ValueError, match="divisible by 4; got an image of 6x6"):
+        flows.RealNVP((6, 6, 1), 256, num_scales=3)
+    with pytest.raises(ValueError, match="architecture"):
+        flows.RealNVP((8, 8, 1), 256, architecture="glow")
+    model = SMALL["realnvp_multiscale"]((4, 4, 1), 256)
+    with pytest.raises(ValueError, match=r"\[batch, 4, 4, 1\].*\[2, 8, 8, 1\]"):
+        model.log_prob(tf.zeros((2, 8, 8, 1)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"values in \[0, 1\]"):
+        model.log_prob(tf.fill((2, 4, 4, 1), 1.5))
+    nice = SMALL["nice"]((4, 4, 1), 256)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"values in \[0, 1\]"):
+        nice.log_prob(tf.fill((2, 4, 4, 1), -0.5))
+
+
+def _bits_after_steps(policy, steps=40):
+    keras.config.set_dtype_policy(policy)
+    keras.utils.set_random_seed(0)
+    train, info = data.load("digits", "train", batch_size=64, dequantize_seed=1, seed=0)
+    test, _ = data.load("digits", "test", batch_size=297, dequantize_seed=0)
+    model = flows.RealNVP(info.image_shape, info.num_levels, num_scales=2, filters=16,
+                          num_blocks=1)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    model.fit(train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return model, model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
+
+
+def test_bfloat16_bits_per_dim_tracks_float32(dtype_policy):
+    _, bits32 = _bits_after_steps("float32")
+    model, bits16 = _bits_after_steps("mixed_bfloat16")
+    assert model.bijector_layers[0].compute_dtype == "bfloat16"
+    assert abs(bits16 - bits32) < 0.05, (bits32, bits16)
+
+
+def test_float16_training_uses_loss_scaling(dtype_policy):
+    dtype_policy("mixed_float16")
+    train, info = data.load("digits", "train[:128]", batch_size=64)
+    model = SMALL["realnvp_multiscale"](info.image_shape, info.num_levels)
+    model.compile(optimizer="adam")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    history = model.fit(train, epochs=2, verbose=0, shuffle=False)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][1] < history.history["loss"][0]
