@@ -10,11 +10,18 @@ def fresh(t):
 
 
 def randomize(layers, seed=0, scale=0.3):
-    """Gives every weight of ``layers`` random values (zero-init nets are the identity)."""
+    """Gives every weight of ``layers`` random values (zero-init nets are the identity).
+
+    Non-trainable weights (batch norm's running statistics) get values in ``[0.5, 0.5 + ...)``
+    so that running variances stay positive.
+    """
     rng = np.random.default_rng(seed)
     for layer in layers:
         for w in layer.weights:
-            w.assign(rng.normal(scale=scale, size=w.shape).astype(w.dtype))
+            value = rng.normal(scale=scale, size=w.shape)
+            if not w.trainable:
+                value = np.abs(value) + 0.5
+            w.assign(value.astype(w.dtype))
 
 
 def assert_round_trip(bijector, x, atol=1e-5, **kwargs):

@@ -69,6 +69,35 @@ class ImageFlow(tfflows.Flow):
         """Images in ``[0, 1]``: samples of the dequantized density, clipped to the pixel range."""
         return tf.clip_by_value(super().sample(num_samples, temperature, seed), 0.0, 1.0)
 
+    def serving_endpoints(self):
+        """Signatures for `zoo.export`: ``log_prob`` (also ``serving_default``), ``sample``,
+        ``encode``, ``decode``. Inputs ``images`` ``[batch, H, W, C]`` float32 in ``[0, 1]``
+        (dequantized), ``z`` ``[batch, *latent_shape]``; to sample at a temperature ``T``, the
+        caller draws ``z`` from the prior and multiplies it by ``T``."""
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        latents = tf.TensorSpec([None, *self.latent_shape], tf.float32, name="z")
+
+        def log_prob(images):
+            log_prob = self.log_prob(images)
+            bits = tfflows.bits_per_dim(log_prob, self.num_dims, self.num_levels)
+            return {"log_prob": log_prob, "bits_per_dim": bits}
+
+        def sample(z):
+            return {"images": tf.clip_by_value(self.decode(z), 0.0, 1.0)}
+
+        def encode(images):
+            return {"z": self.encode(images)}
+
+        def decode(z):
+            return {"images": self.decode(z)}
+
+        return {
+            "log_prob": (log_prob, [images]),
+            "sample": (sample, [latents]),
+            "encode": (encode, [images]),
+            "decode": (decode, [latents]),
+        }
+
     def _image_config(self):
         return {
             "name": self.name,

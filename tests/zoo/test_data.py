@@ -64,7 +64,13 @@ def test_dequantize_seed_fixes_the_noise_and_none_redraws_it():
 
 def test_batching_shuffling_and_resize_to_rgb():
     ds, info = data.load(
-        "digits", "train", batch_size=32, shuffle=True, seed=1, image_size=(16, 16), color="rgb",
+        "digits",
+        "train",
+        batch_size=32,
+        shuffle=True,
+        seed=1,
+        image_size=(16, 16),
+        color="rgb",
         dequantize=False,
     )
     batch = next(iter(ds)).numpy()
