@@ -115,14 +115,14 @@ def test_corrupt_and_missing_files_are_named(tmp_path, mnist_like):
         data.load(str(bad_magic), "all")
     gz = tmp_path / "cut-images-idx3-ubyte.gz"
     gz.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 40)[:-8])
-    with pytest.raises(data.CorruptFileError, match="cut-images-idx3-ubyte.gz"):
+    with pytest.raises(data.CorruptFileError, match=r"cut-images-idx3-ubyte\.gz"):
         data.load(str(gz), "all")
     with pytest.raises(data.DatasetUnavailableError, match=r"train-images-idx3-ubyte\[\.gz\]"):
         data.load(str(tmp_path), "train")
     with pytest.raises(data.DatasetUnavailableError, match="No data file or folder"):
         data.load(str(tmp_path / "absent.npz"), "train")
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
-    with pytest.raises(data.CorruptFileError, match="broken.npz"):
+    with pytest.raises(data.CorruptFileError, match=r"broken\.npz"):
         data.load(str(tmp_path / "broken.npz"), "train")
 
 
@@ -136,7 +136,7 @@ def test_tfds_by_name_with_mock_data():
 
 
 def test_missing_tfds_dataset_says_how_to_provide_it(tmp_path):
-    with pytest.raises(data.DatasetUnavailableError, match="data_dir.*local file"):
+    with pytest.raises(data.DatasetUnavailableError, match=r"data_dir.*local file"):
         data.load("mnist", "train", data_dir=str(tmp_path))
 
 

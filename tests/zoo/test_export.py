@@ -30,7 +30,8 @@ LOADER = textwrap.dedent(
     for name in ["sample", "decode"]:
         for key, value in loaded.signatures[name](z=tf.constant(arrays["z"])).items():
             results[f"{name}/{key}"] = value.numpy()
-    ours = [m for m in sys.modules if m.split(".")[0] in ("tfflows", "zoo", "tensorflow_probability")]
+    ours = [m for m in sys.modules
+            if m.split(".")[0] in ("tfflows", "zoo", "tensorflow_probability")]
     assert not ours, ours
     np.savez(out, **results)
     """
