@@ -5,6 +5,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfflows.bijectors import _walk
+from tfflows.bijectors._base import deserialize_config
 
 tfd = tfp.distributions
 
@@ -183,8 +184,4 @@ class Flow(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["bijectors"] = [
-            keras.saving.deserialize_keras_object(b) for b in config["bijectors"]
-        ]
-        return cls(**config)
+        return cls(**deserialize_config(config))

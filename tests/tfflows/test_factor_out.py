@@ -54,3 +54,18 @@ def test_inner_bijectors_must_keep_the_shape():
         bijectors.FactorOut([bijectors.Squeeze()], (4, 4, 2))
     with pytest.raises(ValueError, match="C >= 2"):
         bijectors.FactorOut([], (4, 4, 1))
+
+
+def test_flow_with_factor_out_round_trips_through_keras_file(tmp_path):
+    import keras
+
+    from tfflows import Flow
+
+    flow = Flow([scale()], event_shape=(4, 4, 2))
+    path = str(tmp_path / "f.keras")
+    flow.save(path)
+    loaded = keras.saving.load_model(path)
+    (inner,) = loaded.bijectors
+    assert [type(b) for b in inner.bijectors] == [type(b) for b in flow.bijectors[0].bijectors]
+    x = tf.random.stateless_normal((3, 4, 4, 2), seed=[2, 2])
+    np.testing.assert_array_equal(loaded.log_prob(x), flow.log_prob(fresh(x)))

@@ -33,6 +33,21 @@ def unique_name(base):
     return f"{base}_{next(counter)}"
 
 
+def _is_serialized(value):
+    return isinstance(value, dict) and "class_name" in value
+
+
+def deserialize_config(config):
+    """Rebuilds the Keras objects (and lists of them) serialized in a ``get_config`` dict."""
+    config = dict(config)
+    for key, value in config.items():
+        if _is_serialized(value):
+            config[key] = keras.saving.deserialize_keras_object(value)
+        elif isinstance(value, list) and value and all(_is_serialized(v) for v in value):
+            config[key] = [keras.saving.deserialize_keras_object(v) for v in value]
+    return config
+
+
 def build_layer(layer, input_shape):
     """Calls ``layer`` once on zeros of ``[1, *input_shape]`` so that its weights exist now.
 
@@ -87,11 +102,7 @@ class FlowBijector(tfp.bijectors.Bijector):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key, value in config.items():
-            if isinstance(value, dict) and "class_name" in value:
-                config[key] = keras.saving.deserialize_keras_object(value)
-        return cls(**config)
+        return cls(**deserialize_config(config))
 
     def _base_config(self):
         return {"validate_args": self.validate_args, "name": self.name}

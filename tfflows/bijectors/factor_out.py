@@ -98,11 +98,3 @@ class FactorOut(FlowBijector):
             "event_shape": list(self._event_shape),
             **self._base_config(),
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["bijectors"] = [
-            keras.saving.deserialize_keras_object(b) for b in config["bijectors"]
-        ]
-        return cls(**config)
