@@ -135,20 +135,28 @@ class Flow(keras.Model):
 
     @staticmethod
     def _weighted_mean(values, sample_weight):
+        """``(mean, total weight)`` of per-example ``values``; weight 1 each by default."""
         if sample_weight is None:
-            return tf.reduce_mean(values)
-        w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
-        return tf.reduce_sum(w * values) / tf.maximum(tf.reduce_sum(w), 1e-12)
+            w = tf.ones_like(values)
+        else:
+            w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
+        total = tf.reduce_sum(w)
+        return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total
 
     def update_metrics(self, log_prob, sample_weight=None):
-        """Updates the tracked metrics from a batch's log-probs; subclasses add their own."""
-        self.loss_tracker.update_state(-self._weighted_mean(log_prob, sample_weight))
+        """Updates the tracked metrics from a batch's log-probs; subclasses add their own.
+
+        Each batch counts by its number of examples (its total weight), so an epoch's figure is
+        the per-example mean whatever the batch size.
+        """
+        nll, total = self._weighted_mean(-log_prob, sample_weight)
+        self.loss_tracker.update_state(nll, sample_weight=total)
 
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             log_prob = self.log_prob(x, training=True)
-            loss = -self._weighted_mean(log_prob, sample_weight)
+            loss = self._weighted_mean(-log_prob, sample_weight)[0]
             # Gradients from every replica are summed: scale by 1 / replicas for a global mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(loss / replicas)

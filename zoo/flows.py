@@ -63,7 +63,8 @@ class ImageFlow(tfflows.Flow):
     def update_metrics(self, log_prob, sample_weight=None):
         super().update_metrics(log_prob, sample_weight)
         bits = tfflows.bits_per_dim(log_prob, self.num_dims, self.num_levels)
-        self.bits_tracker.update_state(self._weighted_mean(bits, sample_weight))
+        mean, total = self._weighted_mean(bits, sample_weight)
+        self.bits_tracker.update_state(mean, sample_weight=total)
 
     def sample(self, num_samples, temperature=1.0, seed=None):
         """Images in ``[0, 1]``: samples of the dequantized density, clipped to the pixel range."""

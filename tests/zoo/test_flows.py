@@ -124,3 +124,19 @@ def test_float16_training_uses_loss_scaling(dtype_policy):
     history = model.fit(train, epochs=2, verbose=0, shuffle=False)
     assert np.all(np.isfinite(history.history["loss"]))
     assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_evaluate_is_the_per_example_mean_whatever_the_batch_size():
+    model = randomized(SMALL["realnvp_flat"]((8, 8, 1), 17))
+    model.compile(optimizer="adam")
+    figures = [
+        model.evaluate(
+            data.load("digits", "test", batch_size=b, dequantize_seed=0)[0],
+            verbose=0,
+            return_dict=True,
+        )
+        for b in (297, 128, 50)
+    ]
+    for f in figures[1:]:
+        np.testing.assert_allclose(f["loss"], figures[0]["loss"], rtol=1e-5)
+        np.testing.assert_allclose(f["bits_per_dim"], figures[0]["bits_per_dim"], rtol=1e-5)
