@@ -60,7 +60,7 @@ def build(name, argv):
     from zoo import cli
 
     with tempfile.TemporaryDirectory() as out:
-        metrics = cli.main([*argv, "--out", out])
+        metrics = cli.run([*argv, "--out", out])
         target = os.path.join(HERE, name)
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target)

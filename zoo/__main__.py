@@ -1,3 +1,5 @@
+import sys
+
 from zoo.cli import main
 
-main()
+sys.exit(main())

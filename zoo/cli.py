@@ -270,9 +270,16 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def run(argv=None):
+    """Runs one command and returns its result (train: the metrics dict; evaluate: figures)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     return args.func(args)
+
+
+def main(argv=None):
+    """The console script: exit status 0 on success (`sys.exit(main())`)."""
+    run(argv)
+    return 0

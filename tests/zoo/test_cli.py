@@ -16,7 +16,7 @@ TINY = ["--set", "filters=8", "--set", "num_blocks=1", "--epochs", "1", "--batch
 def trained(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
     try:
-        metrics = cli.main(["train", "realnvp", "--out", out, *TINY])
+        metrics = cli.run(["train", "realnvp", "--out", out, *TINY])
     finally:
         keras.config.set_dtype_policy("float32")
     return out, metrics
@@ -48,7 +48,7 @@ def test_train_writes_every_artifact(trained):
 
 def test_evaluate_reproduces_the_training_figure(trained, capsys):
     out, metrics = trained
-    result = cli.main(["evaluate", os.path.join(out, "model.keras")])
+    result = cli.run(["evaluate", os.path.join(out, "model.keras")])
     assert abs(result["bits_per_dim"] - metrics["held_out_bits_per_dim"]) < 1e-3
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["split"] == "test"
 
@@ -56,19 +56,19 @@ def test_evaluate_reproduces_the_training_figure(trained, capsys):
 def test_sample_and_export_commands(trained, tmp_path):
     out, _ = trained
     model_path = os.path.join(out, "model.keras")
-    cli.main(["sample", model_path, "-n", "9", "--out", str(tmp_path / "s.png")])
+    cli.run(["sample", model_path, "-n", "9", "--out", str(tmp_path / "s.png")])
     with open(tmp_path / "s.png", "rb") as f:
         assert f.read(4) == b"\x89PNG"
-    cli.main(["export", model_path, "--base-dir", str(tmp_path / "serve"), "--name", "digits"])
-    cli.main(["export", model_path, "--base-dir", str(tmp_path / "serve"), "--name", "digits"])
+    cli.run(["export", model_path, "--base-dir", str(tmp_path / "serve"), "--name", "digits"])
+    cli.run(["export", model_path, "--base-dir", str(tmp_path / "serve"), "--name", "digits"])
     assert sorted(os.listdir(tmp_path / "serve" / "digits")) == ["1", "2"]
 
 
 def test_bad_arguments_are_explained(tmp_path, capsys):
     with pytest.raises(SystemExit, match="No model file"):
-        cli.main(["sample", str(tmp_path / "missing.keras")])
+        cli.run(["sample", str(tmp_path / "missing.keras")])
     with pytest.raises(SystemExit):
-        cli.main(["train", "glow"])
+        cli.run(["train", "glow"])
     assert "invalid choice: 'glow'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="key=value"):
         cli._parse_set(["filters"])
@@ -77,6 +77,23 @@ def test_bad_arguments_are_explained(tmp_path, capsys):
         "hidden_units": (4, 4),
         "prior": "normal",
     }
+
+
+def test_console_entry_point_exits_zero(trained, tmp_path):
+    out, _ = trained
+    assert (
+        cli.main(
+            [
+                "sample",
+                os.path.join(out, "model.keras"),
+                "-n",
+                "4",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_python_dash_m_zoo_help_lists_the_commands():
