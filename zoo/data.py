@@ -240,17 +240,12 @@ def _load_local(path, split):
 def _npz(path, split):
     try:
         with np.load(path) as arrays:
-            key = {"train": "train", "test": "test"}.get(split)
-            if key is None or f"x_{key}" not in arrays:
-                raise ValueError(
-                    f"{path} has arrays {sorted(arrays.files)}; split {split!r} needs x_{split}."
-                )
-            labels = arrays[f"y_{key}"] if f"y_{key}" in arrays else None
-            return arrays[f"x_{key}"], labels
+            found = {name: arrays[name] for name in arrays.files}
     except (OSError, EOFError, ValueError) as error:
-        if isinstance(error, ValueError) and "needs x_" in str(error):
-            raise
         raise CorruptFileError(f"Cannot read {path} as a .npz archive: {error}") from error
+    if f"x_{split}" not in found:
+        raise ValueError(f"{path} has arrays {sorted(found)}; split {split!r} needs x_{split}.")
+    return found[f"x_{split}"], found.get(f"y_{split}")
 
 
 def _idx_images_path(folder, split):
