@@ -54,9 +54,7 @@ class Flow(keras.Model):
         self.base_distribution = base_distribution
         self.validate_args = bool(validate_args)
         # Tracked list: Keras saves these layers by position and class name.
-        self.bijector_layers = [
-            layer for b in self._bijectors for layer in getattr(b, "keras_layers", [])
-        ]
+        self.bijector_layers = _walk.keras_layers(self._bijectors)
         self.latent_shape = tuple(
             _walk.inverse_event_shape(self._bijectors, self.event_shape).as_list()
         )

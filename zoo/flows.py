@@ -34,10 +34,13 @@ class ImageFlow(tfflows.Flow):
         super().__init__(bijectors, image_shape, base_distribution=base_distribution, **kwargs)
         if int(num_levels) < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}.")
-        self.image_shape = tuple(int(n) for n in image_shape)
         self.num_levels = int(num_levels)
         self.num_dims = math.prod(self.image_shape)
         self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
+
+    @property
+    def image_shape(self):
+        return self.event_shape
 
     @property
     def metrics(self):

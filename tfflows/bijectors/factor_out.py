@@ -66,7 +66,7 @@ class FactorOut(FlowBijector):
 
     @property
     def keras_layers(self):
-        return [layer for b in self._bijectors for layer in getattr(b, "keras_layers", [])]
+        return _walk.keras_layers(self._bijectors)
 
     def _split(self, x):
         return x[..., : self._kept], x[..., self._kept :]
