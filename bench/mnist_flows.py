@@ -3,24 +3,24 @@
     python bench/mnist_flows.py --mnist ../shared/data/mnist --budget-minutes 10
 
 Trains on the first 9,000 images of the MNIST test set and holds out the last 1,000 (the idx
-files in --mnist; any folder with t10k-images-idx3-ubyte[.gz] works). Each model trains with the
-same optimizer for the same wall-clock budget; then prints, per model, the held-out mean
-log-likelihood (nats per image, of the dequantized data in [0, 1)^784), bits/dim of the discrete
-8-bit data, and training throughput (images/s, tracing and validation excluded), in one table.
+files in --mnist; any folder with t10k-images-idx3-ubyte[.gz] works), through `zoo.training.run`
+like `zoo train`. Each model trains with the same optimizer for the same wall-clock budget
+(validation excluded); then prints, per model, the held-out mean log-likelihood (nats per image,
+of the dequantized data in [0, 1)^784), bits/dim of the discrete 8-bit data, and training
+throughput (images/s, tracing and validation excluded), in one table.
 """
 
 import argparse
 import json
 import os
 import sys
-import time
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras
 import tensorflow as tf
 
-from zoo import callbacks, data, registry
+from zoo import training
 
 CONFIGS = {
     # The NICE paper's MNIST model: 4 couplings, 5 x 1000 ReLU MLPs, logistic prior.
@@ -30,34 +30,33 @@ CONFIGS = {
 }
 
 
-def run(name, mnist, budget_seconds, batch_size, learning_rate, seed):
-    keras.utils.set_random_seed(seed)
-    train, info = data.load(mnist, "test[:9000]", batch_size=batch_size, shuffle=True, seed=seed)
-    held_out, _ = data.load(mnist, "test[9000:]", batch_size=500, dequantize_seed=seed)
-    model = registry.create_model(name, info.image_shape, info.num_levels, **CONFIGS[name])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    budget = callbacks.TimeBudget(budget_seconds)
-    start = time.perf_counter()
-    model.fit(
-        train.repeat(),
-        steps_per_epoch=9000 // batch_size,
-        epochs=10_000,
-        verbose=2,
-        callbacks=[budget],
-        shuffle=False,
+def run(name, args, out):
+    metrics = training.run(
+        training.RunConfig(
+            model=name,
+            dataset=args.mnist,
+            train_split="test[:9000]",
+            test_split="test[9000:]",
+            batch_size=args.batch_size,
+            epochs=10_000,
+            learning_rate=args.learning_rate,
+            mixed_precision=args.mixed_precision,
+            time_budget=60 * args.budget_minutes,
+            seed=args.seed,
+            options=CONFIGS[name],
+            out=os.path.join(out, name),
+            export=False,
+        )
     )
-    seconds = time.perf_counter() - start
-    result = model.evaluate(held_out, verbose=0, return_dict=True)
     return {
         "model": name,
         "config": CONFIGS[name],
-        "weights": model.count_params(),
-        "train_seconds": round(seconds, 1),
-        "images_seen": budget.batches * batch_size,
-        "epochs": round(budget.batches * batch_size / 9000, 2),
-        "images_per_second": round(budget.steady_batches * batch_size / budget.steady_seconds, 1),
-        "held_out_log_likelihood_nats": round(-result["loss"], 2),
-        "held_out_bits_per_dim": round(result["bits_per_dim"], 4),
+        "weights": metrics["weights"],
+        "train_seconds": metrics["train_seconds"],
+        "epochs": metrics["epochs_run"],
+        "images_per_second": metrics["train_examples_per_second"],
+        "held_out_log_likelihood_nats": metrics["held_out_log_likelihood_nats"],
+        "held_out_bits_per_dim": metrics["held_out_bits_per_dim"],
     }
 
 
@@ -68,14 +67,14 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--mixed-precision", default="off", choices=training.PRECISIONS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="run folders (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args(argv)
 
-    rows = [
-        run(m, args.mnist, 60 * args.budget_minutes, args.batch_size, args.learning_rate, args.seed)
-        for m in args.models
-    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = [run(m, args, args.out or scratch) for m in args.models]
     print(
         "command: python bench/mnist_flows.py " + " ".join(sys.argv[1:] if argv is None else argv)
     )
@@ -88,7 +87,7 @@ def main(argv=None):
     )
     for r in rows:
         print(
-            f"{r['model']:8s} {r['weights']:11,d} {r['epochs']:7.2f} "
+            f"{r['model']:8s} {r['weights']:11,d} {r['epochs']:7d} "
             f"{r['images_per_second']:8.1f} {r['held_out_log_likelihood_nats']:9.2f} "
             f"{r['held_out_bits_per_dim']:9.4f}"
         )

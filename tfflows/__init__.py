@@ -22,6 +22,7 @@ the conditioners run in float16 / bfloat16 under a mixed-precision policy.
 from tfflows import bijectors, masks, nets
 from tfflows.dequantization import bits_per_dim, uniform_dequantize
 from tfflows.flow import Flow
+from tfflows.gradient_step import minimize
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "bijectors",
     "bits_per_dim",
     "masks",
+    "minimize",
     "nets",
     "uniform_dequantize",
 ]

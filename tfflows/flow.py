@@ -6,6 +6,7 @@ import tensorflow_probability as tfp
 
 from tfflows.bijectors import _walk
 from tfflows.bijectors._base import deserialize_config
+from tfflows.gradient_step import minimize
 
 tfd = tfp.distributions
 
@@ -152,14 +153,12 @@ class Flow(keras.Model):
 
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
+
+        def loss_fn():
             log_prob = self.log_prob(x, training=True)
-            loss = self._weighted_mean(-log_prob, sample_weight)[0]
-            # Gradients from every replica are summed: scale by 1 / replicas for a global mean.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(loss / replicas)
-        grads = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(grads, self.trainable_weights)
+            return self._weighted_mean(-log_prob, sample_weight)[0], log_prob
+
+        _, log_prob = minimize(self.optimizer, self.trainable_weights, loss_fn)
         self.update_metrics(log_prob, sample_weight)
         return {m.name: m.result() for m in self.metrics}
 

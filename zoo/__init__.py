@@ -1,6 +1,20 @@
-"""zoo: Keras models built on tfflows, their data pipelines, the `zoo` command and export."""
+"""zoo: Keras models built on tfflows, their data pipelines, the `zoo` command and export.
 
+Importing `zoo` registers every model (`zoo.list_models()`, `zoo.create_model(name, info)`).
+"""
+
+from zoo.feature_classifier import FeatureClassifier
 from zoo.flows import NICE, ImageFlow, RealNVP
+from zoo.gan import DCGAN, GAN
 from zoo.registry import create_model, list_models
 
-__all__ = ["NICE", "ImageFlow", "RealNVP", "create_model", "list_models"]
+__all__ = [
+    "DCGAN",
+    "GAN",
+    "NICE",
+    "FeatureClassifier",
+    "ImageFlow",
+    "RealNVP",
+    "create_model",
+    "list_models",
+]

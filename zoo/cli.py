@@ -1,6 +1,8 @@
 """The ``zoo`` command (also ``python -m zoo``): train, sample, evaluate and export models.
 
+zoo list                                # the models
 zoo train realnvp                       # embedded digits, a few minutes on 2 CPU cores
+zoo train dcgan                         # same data, a GAN
 zoo train nice --dataset mnist --data-dir ~/tensorflow_datasets --epochs 100
 zoo train realnvp --dataset path/to/mnist --train-split "test[:9000]" --test-split "test[9000:]"
 zoo sample runs/realnvp-digits/model.keras -n 64 --temperature 0.7
@@ -13,7 +15,6 @@ import ast
 import json
 import os
 import sys
-import time
 
 COMMON_EPILOG = "Models: {models}. Datasets: 'digits' (embedded), a TFDS name, or a local path."
 
@@ -32,34 +33,6 @@ def _parse_set(items):
     return out
 
 
-def _set_precision(mode):
-    """Sets the global Keras dtype policy; ``auto`` is mixed_float16 on a GPU, else float32."""
-    import keras
-    import tensorflow as tf
-
-    if mode == "auto":
-        mode = "float16" if tf.config.list_physical_devices("GPU") else "off"
-    policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[mode]
-    keras.config.set_dtype_policy(policy)
-    return policy
-
-
-def _load_data(args, split, **kwargs):
-    from zoo import data
-
-    image_size = tuple(args.image_size) if args.image_size else None
-    return data.load(
-        args.dataset,
-        split,
-        data_dir=args.data_dir,
-        download=args.download,
-        image_size=image_size,
-        color=args.color,
-        batch_size=args.batch_size,
-        **kwargs,
-    )
-
-
 def _load_model(path):
     import keras
 
@@ -71,109 +44,61 @@ def _load_model(path):
 
 
 def train(args):
-    import keras
-    import tensorflow as tf
-    import tensorflow_probability as tfp
+    from zoo import training
 
-    from zoo import callbacks, export, plots, registry
-
-    keras.utils.set_random_seed(args.seed)
-    policy = _set_precision(args.mixed_precision)
-    train_ds, info = _load_data(args, args.train_split, shuffle=True, seed=args.seed)
-    test_ds, _ = _load_data(args, args.test_split, dequantize_seed=args.seed)
-    model = registry.create_model(
-        args.model, info.image_shape, info.num_levels, name=args.model, **_parse_set(args.set)
-    )
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    out = args.out or os.path.join("runs", f"{args.model}-{os.path.basename(str(args.dataset))}")
-    os.makedirs(out, exist_ok=True)
-    print(
-        f"{args.model}: {model.count_params():,} weights, dtype policy {policy}; "
-        f"data {info.name} {list(info.image_shape)} with {info.num_levels} levels; out {out}"
-    )
-
-    budget = callbacks.TimeBudget(args.time_budget or float("inf"))
-    start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=test_ds,
+    config = training.RunConfig(
+        model=args.model,
+        dataset=args.dataset,
+        train_split=args.train_split,
+        test_split=args.test_split,
+        data_dir=args.data_dir,
+        download=args.download,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        color=args.color,
+        batch_size=args.batch_size,
         epochs=args.epochs,
-        shuffle=False,
-        verbose=1 if sys.stdout.isatty() or args.verbose else 2,
-        callbacks=[
-            callbacks.AtomicCheckpoint(os.path.join(out, "checkpoints")),
-            keras.callbacks.CSVLogger(os.path.join(out, "history.csv")),
-            budget,
-        ],
+        learning_rate=args.learning_rate,
+        mixed_precision=args.mixed_precision,
+        time_budget=args.time_budget,
+        temperature=args.temperature,
+        seed=args.seed,
+        options=_parse_set(args.set),
+        out=args.out,
+        verbose=args.verbose,
+        command="zoo " + " ".join(args.argv),
     )
-    seconds = time.perf_counter() - start
-    result = model.evaluate(test_ds, verbose=0, return_dict=True)
-
-    model_path = os.path.join(out, "model.keras")
-    staging = os.path.join(out, ".model.tmp.keras")
-    model.save(staging)
-    os.replace(staging, model_path)
-    plots.loss_curve(history.history, os.path.join(out, "loss_curve.png"))
-    samples = model.sample(64, temperature=args.temperature, seed=[args.seed, 0])
-    plots.sample_grid(
-        samples,
-        os.path.join(out, "samples.png"),
-        title=f"{args.model} samples, T = {args.temperature}",
-    )
-    exported = export.export(model, os.path.join(out, "export"), model_name=args.model)
-
-    steady = budget.steady_batches * args.batch_size / max(budget.steady_seconds, 1e-9)
-    metrics = {
-        "model": args.model,
-        "dataset": info.name,
-        "train_split": args.train_split,
-        "test_split": args.test_split,
-        "num_levels": info.num_levels,
-        "image_shape": list(info.image_shape),
-        "epochs_run": len(history.history["loss"]),
-        "train_seconds": round(seconds, 1),
-        "train_examples_per_second": round(steady, 1),
-        "held_out_loss_nats": round(result["loss"], 4),
-        "held_out_log_likelihood_nats": round(-result["loss"], 4),
-        "held_out_bits_per_dim": round(result["bits_per_dim"], 4),
-        "dtype_policy": policy,
-        "weights": model.count_params(),
-        "config": model.get_config(),
-        "command": "zoo " + " ".join(args.argv),
-        "versions": {
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "tensorflow_probability": tfp.__version__,
-        },
-        "export": exported,
-    }
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    print(
-        f"held-out: {result['loss']:.3f} nats/image, {result['bits_per_dim']:.4f} bits/dim; "
-        f"{metrics['train_examples_per_second']} examples/s for {seconds:.0f} s"
-    )
-    print(f"wrote {model_path}, samples.png, loss_curve.png, metrics.json, export {exported}")
-    return metrics
+    return training.run(config)
 
 
 def sample(args):
     from zoo import plots
 
     model = _load_model(args.model_path)
+    if not hasattr(model, "sample"):
+        raise SystemExit(f"{type(model).__name__} does not sample; it has no generative model.")
     images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0])
     plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
     print(f"wrote {args.num} samples to {args.out}")
 
 
 def evaluate(args):
+    from zoo import training
+
     model = _load_model(args.model_path)
-    ds, info = _load_data(args, args.split, dequantize_seed=args.seed)
-    if tuple(info.image_shape) != tuple(model.image_shape) or info.num_levels != model.num_levels:
-        raise SystemExit(
-            f"The model expects images {list(model.image_shape)} with {model.num_levels} levels; "
-            f"{info.name} has {list(info.image_shape)} with {info.num_levels}."
-        )
+    config = training.RunConfig(
+        model=model.name,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        download=args.download,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        color=args.color,
+        batch_size=args.batch_size,
+    )
+    ds, info = training.load_data(config, args.split, model.data_spec, dequantize_seed=args.seed)
+    try:
+        model.check_data(info)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
     result = model.evaluate(ds, verbose=0, return_dict=True)
     print(json.dumps({"dataset": info.name, "split": args.split, **result}))
     return result
@@ -185,6 +110,16 @@ def export_command(args):
     model = _load_model(args.model_path)
     path = export.export(model, args.base_dir, model_name=args.name, version=args.version)
     print(f"exported to {path}")
+
+
+def list_command(args):
+    from zoo import registry
+
+    rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3])
+    return rows
 
 
 def _data_options(parser, batch_size):
@@ -214,15 +149,15 @@ def build_parser():
 
     p = sub.add_parser(
         "train",
-        help="train a model; writes checkpoints, samples.png, "
-        "loss_curve.png, metrics.json (held-out bits/dim) and a SavedModel",
+        help="train a model; writes checkpoints, loss_curve.png, the model's "
+        "pictures, metrics.json (held-out figures) and a SavedModel",
     )
     p.add_argument("model", choices=registry.list_models())
     _data_options(p, batch_size=64)
     p.add_argument("--train-split", default="train", help="e.g. train, 'test[:9000]'")
     p.add_argument("--test-split", default="test", help="held-out split, e.g. 'test[9000:]'")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the model's own")
     p.add_argument(
         "--mixed-precision",
         choices=["auto", "off", "float16", "bfloat16"],
@@ -236,7 +171,9 @@ def build_parser():
         metavar="SECONDS",
         help="stop training after this much time",
     )
-    p.add_argument("--temperature", type=float, default=0.8, help="for samples.png")
+    p.add_argument(
+        "--temperature", type=float, default=0.8, help="sampling temperature of the pictures"
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -247,6 +184,9 @@ def build_parser():
     p.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
     p.set_defaults(func=train)
 
+    p = sub.add_parser("list", help="the zoo's models: name, task, class, description")
+    p.set_defaults(func=list_command)
+
     p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid")
     p.add_argument("model_path", help="a .keras file written by `zoo train`")
     p.add_argument("-n", "--num", type=int, default=64)
@@ -255,7 +195,7 @@ def build_parser():
     p.add_argument("--out", default="samples.png")
     p.set_defaults(func=sample)
 
-    p = sub.add_parser("evaluate", help="loss (nats) and bits/dim on a dataset split")
+    p = sub.add_parser("evaluate", help="the model's held-out figures on a dataset split")
     p.add_argument("model_path", help="a .keras file written by `zoo train`")
     _data_options(p, batch_size=256)
     p.add_argument("--split", default="test")

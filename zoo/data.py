@@ -1,8 +1,10 @@
 """Image input pipelines: TFDS datasets by name, the embedded digits, local MNIST files.
 
-``load(name, split)`` returns a ``tf.data.Dataset`` of float32 images in ``[0, 1]`` (with labels
-when asked) and a `DataInfo` that carries the images' shape and their number of discrete levels,
-which dequantization and bits/dim need: 256 for 8-bit images, 17 for the embedded digits.
+``load(name, split)`` returns a ``tf.data.Dataset`` of float32 images scaled as the model asks
+(``scaling``: dequantized for densities, ``[0, 1]``, or ``[-1, 1]``; with labels when asked) and
+a `DataInfo` that carries the images' shape, their number of discrete levels (which
+dequantization and bits/dim need: 256 for 8-bit images, 17 for the embedded digits) and classes.
+A zoo model states what it wants in its ``data_spec`` (`zoo.base.DataSpec`).
 
 Sources, chosen by ``name``:
 
@@ -26,6 +28,9 @@ import struct
 
 import numpy as np
 import tensorflow as tf
+
+from tfflows import uniform_dequantize
+from zoo.base import SCALINGS
 
 DIGITS = "digits"
 DIGITS_TRAIN_SIZE = 1500
@@ -64,7 +69,7 @@ def load(
     download=False,
     image_size=None,
     color=None,
-    dequantize=True,
+    scaling="dequantize",
     dequantize_seed=None,
     with_labels=False,
     batch_size=None,
@@ -83,10 +88,11 @@ def load(
       download: let TFDS download and prepare a missing dataset.
       image_size: ``(height, width)`` to resize to; pixels are re-quantized to the levels.
       color: ``"grayscale"`` or ``"rgb"`` to convert to; None keeps the source's channels.
-      dequantize: images become ``(x + u) / K`` with ``u ~ U[0, 1)`` (the input flows need, in
-        ``[0, 1)``); otherwise ``x / (K - 1)`` in ``[0, 1]``.
-      dequantize_seed: fixed noise (the same every epoch), e.g. for reproducible evaluation; by
-        default the noise is drawn afresh each epoch.
+      scaling: ``"dequantize"``: ``(x + u) / K`` with ``u ~ U[0, 1)``, in ``[0, 1)``, the input
+        density models need (`tfflows.uniform_dequantize`); ``"unit"``: ``x / (K - 1)`` in
+        ``[0, 1]``; ``"symmetric"``: ``2 x / (K - 1) - 1`` in ``[-1, 1]``.
+      dequantize_seed: fixed dequantization noise (the same every epoch), e.g. for reproducible
+        evaluation; by default the noise is drawn afresh each epoch.
       with_labels: yield ``(image, label)`` pairs.
       batch_size, shuffle, seed, cache, prefetch, drop_remainder: the usual ``tf.data`` steps;
         ``shuffle`` is a buffer size (True: the whole split).
@@ -96,6 +102,8 @@ def load(
       CorruptFileError: a local file is truncated or malformed.
       ValueError: an unknown split, color or bad option.
     """
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
     if color not in (None, "grayscale", "rgb"):
         raise ValueError(f"color must be None, 'grayscale' or 'rgb', got {color!r}.")
     if _is_local(name):
@@ -141,7 +149,7 @@ def load(
     if shuffle:
         buffer = (num_examples or 10_000) if shuffle is True else int(shuffle)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = _scale(ds, num_levels, dequantize, dequantize_seed)
+    ds = _scale(ds, num_levels, scaling, dequantize_seed)
     if not with_labels:
         ds = ds.map(lambda image, label: image)
     if batch_size:
@@ -151,22 +159,22 @@ def load(
     return ds, info
 
 
-def _scale(ds, num_levels, dequantize, seed):
-    k = float(num_levels)
-    if not dequantize:
-        return ds.map(lambda image, label: (image / (k - 1.0), label))
+def _scale(ds, num_levels, scaling, seed):
+    top = float(num_levels - 1)
+    if scaling == "unit":
+        return ds.map(lambda image, label: (image / top, label))
+    if scaling == "symmetric":
+        return ds.map(lambda image, label: (2.0 * image / top - 1.0, label))
     if seed is None:
         return ds.map(
-            lambda image, label: ((image + tf.random.uniform(tf.shape(image))) / k, label),
+            lambda image, label: (uniform_dequantize(image, num_levels), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
     def fixed_noise(index, element):
         image, label = element
-        noise = tf.random.stateless_uniform(
-            tf.shape(image), seed=tf.stack([tf.cast(seed, tf.int64), index])
-        )
-        return (image + noise) / k, label
+        noise_seed = tf.stack([tf.cast(seed, tf.int64), index])
+        return uniform_dequantize(image, num_levels, seed=noise_seed), label
 
     return ds.enumerate().map(fixed_noise, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -302,10 +310,14 @@ def _tfds(name, split, data_dir, download):
         raise DatasetUnavailableError(
             f"{name!r} is neither 'digits', a local file, nor a TFDS dataset: {error}"
         ) from error
+    features = builder.info.features
+    image_key = "image" if "image" in features else next(iter(features))
+    label_key = "label" if "label" in features else None
+    supervised = label_key is not None and builder.info.supervised_keys == (image_key, label_key)
     try:
         if download:
             builder.download_and_prepare()
-        ds = builder.as_dataset(split=split)
+        ds = builder.as_dataset(split=split, as_supervised=supervised)
     except Exception as error:
         if isinstance(error, ValueError) and "split" in str(error).lower():
             raise
@@ -315,18 +327,13 @@ def _tfds(name, split, data_dir, download):
             + f" ({type(error).__name__}). Without network, prepare it elsewhere and pass its "
             "folder as data_dir, or give a local file (mnist.npz or MNIST idx files)."
         ) from error
-    features = builder.info.features
-    image_key = "image" if "image" in features else next(iter(features))
-    label_key = "label" if "label" in features else None
     num_classes = features[label_key].num_classes if label_key else None
     try:
         num_examples = builder.info.splits[split].num_examples or None
     except Exception:
         num_examples = None
-
-    def pair(example):
-        label = example[label_key] if label_key else tf.constant(-1, tf.int64)
-        return example[image_key], tf.cast(label, tf.int64)
-
-    ds = ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+    if supervised:
+        ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int64)))
+    else:
+        ds = ds.map(lambda example: (example[image_key], tf.constant(-1, tf.int64)))
     return ds, features[image_key].shape, 256, num_classes, num_examples

@@ -8,6 +8,7 @@ report, besides the loss (negative log-likelihood in nats per image), ``bits_per
 """
 
 import math
+import os
 
 import keras
 import tensorflow as tf
@@ -15,11 +16,13 @@ import tensorflow_probability as tfp
 
 import tfflows
 from tfflows import bijectors, masks, nets
+from zoo import plots, registry
+from zoo.base import ZooModel
 
 tfb = tfp.bijectors
 
 
-class ImageFlow(tfflows.Flow):
+class ImageFlow(ZooModel, tfflows.Flow):
     """A `tfflows.Flow` over images in ``[0, 1]`` that also tracks bits/dim.
 
     Args:
@@ -37,6 +40,10 @@ class ImageFlow(tfflows.Flow):
         self.num_levels = int(num_levels)
         self.num_dims = math.prod(self.image_shape)
         self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
+
+    @classmethod
+    def from_data(cls, info, **options):
+        return cls(image_shape=info.image_shape, num_levels=info.num_levels, **options)
 
     @property
     def image_shape(self):
@@ -102,10 +109,30 @@ class ImageFlow(tfflows.Flow):
             "decode": (decode, [latents]),
         }
 
+    def write_artifacts(self, out, data, seed=0, temperature=0.8):
+        samples = self.sample(64, temperature=temperature, seed=[seed, 0])
+        title = f"{self.name} samples, T = {temperature}"
+        plots.sample_grid(samples, os.path.join(out, "samples.png"), title=title)
+        return ["samples.png"]
+
+    def headline(self, results):
+        return {
+            "held_out_loss_nats": round(float(results["loss"]), 4),
+            "held_out_log_likelihood_nats": round(-float(results["loss"]), 4),
+            "held_out_bits_per_dim": round(float(results["bits_per_dim"]), 4),
+        }
+
+    def check_data(self, info):
+        super().check_data(info)
+        if info.num_levels != self.num_levels:
+            raise ValueError(
+                f"The model expects data with {self.num_levels} levels; "
+                f"{info.name} has {info.num_levels}."
+            )
+
     def _image_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
+            **self.base_config(),
             "image_shape": list(self.image_shape),
             "num_levels": self.num_levels,
             "validate_args": self.validate_args,
@@ -154,7 +181,8 @@ class NICE(ImageFlow):
         for i in range(self.num_couplings):
             mask = masks.alternating(dims, parity=i % 2)
             units = mask.transformed_shape[-1]
-            layers.append(bijectors.AdditiveCoupling(mask, nets.MLP(self.hidden_units, units)))
+            net = nets.MLP(self.hidden_units, units, dtype=kwargs.get("dtype"))
+            layers.append(bijectors.AdditiveCoupling(mask, net))
         layers.append(bijectors.Scaling([dims]))
         super().__init__(layers, image_shape, num_levels, base_distribution=prior, **kwargs)
 
@@ -220,6 +248,7 @@ class RealNVP(ImageFlow):
         self.hidden_units = [int(u) for u in hidden_units]
         self.alpha = float(alpha)
         self.batch_norm = bool(batch_norm)
+        self._net_dtype = kwargs.get("dtype")
         image_shape = tuple(int(n) for n in image_shape)
         layers = [bijectors.Logit(self.alpha, validate_args=kwargs.get("validate_args", True))]
         if architecture == "flat":
@@ -237,9 +266,10 @@ class RealNVP(ImageFlow):
 
     def _coupling(self, mask):
         if mask.event_ndims == 1:
-            net = nets.MLP(self.hidden_units, 2 * mask.transformed_shape[-1])
+            net = nets.MLP(self.hidden_units, 2 * mask.transformed_shape[-1], dtype=self._net_dtype)
         else:
-            net = nets.ResNet(self.filters, self.num_blocks, 2 * mask.transformed_shape[-1])
+            channels = 2 * mask.transformed_shape[-1]
+            net = nets.ResNet(self.filters, self.num_blocks, channels, dtype=self._net_dtype)
         return bijectors.AffineCoupling(mask, net)
 
     def _flat(self, dims):
@@ -285,3 +315,25 @@ class RealNVP(ImageFlow):
             "alpha": self.alpha,
             "batch_norm": self.batch_norm,
         }
+
+
+registry.register(
+    "nice",
+    NICE,
+    task="density",
+    description="NICE: additive couplings on alternating units, MLPs, scaling, logistic prior",
+)
+registry.register(
+    "realnvp",
+    RealNVP,
+    task="density",
+    description="multi-scale RealNVP: checkerboard / channel affine couplings, ResNets, squeeze",
+    architecture="multiscale",
+)
+registry.register(
+    "realnvp_flat",
+    RealNVP,
+    task="density",
+    description="flat RealNVP: affine couplings on alternating units with MLPs and batch norm",
+    architecture="flat",
+)

@@ -29,14 +29,23 @@ def sample_grid(images, path, title=None):
     plt.close(fig)
 
 
-def loss_curve(history, path, keys=("loss", "val_loss", "bits_per_dim", "val_bits_per_dim")):
-    """Writes the per-epoch curves of a Keras ``History.history`` dict as a PNG."""
-    present = [k for k in keys if k in history]
-    metrics = sorted({k.removeprefix("val_") for k in present})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
+def loss_curve(history, path):
+    """Writes every per-epoch curve of a Keras ``History.history`` dict as a PNG.
+
+    One panel per metric, the training value and its held-out ``val_`` twin together, whatever
+    the model logs (``loss`` and ``bits_per_dim`` for a flow, ``d_loss`` / ``g_loss`` for a GAN).
+    """
+    metrics = sorted({k.removeprefix("val_") for k in history if history[k]})
+    if not metrics:
+        raise ValueError("loss_curve needs a history with at least one non-empty curve.")
+    cols = min(len(metrics), 3)
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         for key, label in ((metric, "train"), (f"val_{metric}", "held out")):
-            if key in history:
+            if history.get(key):
                 epochs = np.arange(1, len(history[key]) + 1)
                 ax.plot(epochs, history[key], marker=".", label=label)
         ax.set_xlabel("epoch")

@@ -108,3 +108,47 @@ def test_python_dash_m_zoo_help_lists_the_commands():
     for option in ["--dataset", "--epochs", "--batch-size", "--mixed-precision", "--out"]:
         assert option in result.stdout
     assert np.all([m in result.stdout for m in ["nice", "realnvp", "realnvp_flat"]])
+
+
+@pytest.fixture(scope="module")
+def trained_gan(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("gan"))
+    gan_options = ["--set", "filters=8", "--set", "latent_dim=16", "--set", "pack=2"]
+    metrics = cli.run(["train", "dcgan", "--out", out, "--epochs", "2", *gan_options])
+    return out, metrics
+
+
+def test_a_gan_goes_through_the_same_training_path(trained_gan):
+    out, _ = trained_gan
+    for name in ["model.keras", "checkpoints/last.keras", "history.csv", "export/dcgan/1"]:
+        assert os.path.exists(os.path.join(out, name)), name
+    pictures = ["samples.png", "loss_curve.png", "epochs/epoch_001.png", "epochs/epoch_002.png"]
+    for picture in pictures:
+        with open(os.path.join(out, picture), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", picture
+    # No monitored figure for a GAN: no best.keras, only the last.
+    assert not os.path.exists(os.path.join(out, "checkpoints", "best.keras"))
+    with open(os.path.join(out, "metrics.json")) as f:
+        saved = json.load(f)
+    assert saved["held_out_judge_accuracy"] > 0.8  # the judge really classifies held-out digits
+    assert 1 <= saved["held_out_classes_covered"] <= 10
+    assert saved["held_out_frechet_distance"] > 0
+    assert saved["epochs_run"] == 2 and saved["config"]["pack"] == 2
+
+
+def test_evaluate_and_sample_a_gan(trained_gan, tmp_path):
+    out, metrics = trained_gan
+    model_path = os.path.join(out, "model.keras")
+    result = cli.run(["evaluate", model_path])
+    assert abs(result["judge_accuracy"] - metrics["held_out_judge_accuracy"]) < 1e-3
+    cli.run(["sample", model_path, "-n", "9", "--out", str(tmp_path / "g.png")])
+    with open(tmp_path / "g.png", "rb") as f:
+        assert f.read(4) == b"\x89PNG"
+
+
+def test_list_names_every_model(capsys):
+    rows = cli.run(["list"])
+    names = {r[0] for r in rows}
+    assert {"nice", "realnvp", "realnvp_flat", "dcgan"} <= names
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in names)

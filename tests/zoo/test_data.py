@@ -34,8 +34,8 @@ def mnist_like():
 
 
 def test_digits_splits_are_fixed_disjoint_and_carry_17_levels():
-    train, info = data.load("digits", "train", dequantize=False, with_labels=True)
-    test, test_info = data.load("digits", "test", dequantize=False, with_labels=True)
+    train, info = data.load("digits", "train", scaling="unit", with_labels=True)
+    test, test_info = data.load("digits", "test", scaling="unit", with_labels=True)
     assert info.num_levels == 17 and info.image_shape == (8, 8, 1) and info.num_classes == 10
     train, test = as_numpy(train), as_numpy(test)
     assert (len(train), len(test)) == (1500, 297) == (info.num_examples, test_info.num_examples)
@@ -44,12 +44,12 @@ def test_digits_splits_are_fixed_disjoint_and_carry_17_levels():
     assert levels.max() == 16
     train_keys = {x.tobytes() for x, _ in train}
     assert sum(x.tobytes() in train_keys for x, _ in test) < 5  # a few digits repeat exactly
-    again = as_numpy(data.load("digits", "test", dequantize=False, with_labels=True)[0])
+    again = as_numpy(data.load("digits", "test", scaling="unit", with_labels=True)[0])
     np.testing.assert_array_equal(np.stack([x for x, _ in again]), np.stack([x for x, _ in test]))
 
 
 def test_dequantized_digits_stay_in_their_level_cells():
-    plain = np.stack(as_numpy(data.load("digits", "test[:50]", dequantize=False)[0])) * 16
+    plain = np.stack(as_numpy(data.load("digits", "test[:50]", scaling="unit")[0])) * 16
     noisy = np.stack(as_numpy(data.load("digits", "test[:50]")[0]))
     assert noisy.min() >= 0.0 and noisy.max() < 1.0
     np.testing.assert_array_equal(np.floor(noisy * 17), np.round(plain))
@@ -71,7 +71,7 @@ def test_batching_shuffling_and_resize_to_rgb():
         seed=1,
         image_size=(16, 16),
         color="rgb",
-        dequantize=False,
+        scaling="unit",
     )
     batch = next(iter(ds)).numpy()
     assert info.image_shape == (16, 16, 3) and batch.shape == (32, 16, 16, 3)
@@ -82,7 +82,7 @@ def test_batching_shuffling_and_resize_to_rgb():
 def test_keras_npz(tmp_path, mnist_like):
     path = tmp_path / "mnist.npz"
     np.savez(path, **mnist_like)
-    ds, info = data.load(str(path), "test", dequantize=False, with_labels=True)
+    ds, info = data.load(str(path), "test", scaling="unit", with_labels=True)
     images, labels = zip(*as_numpy(ds), strict=True)
     assert info.num_levels == 256 and info.image_shape == (6, 6, 1)
     np.testing.assert_allclose(np.stack(images)[..., 0] * 255, mnist_like["x_test"], atol=1e-3)
@@ -94,7 +94,7 @@ def test_keras_npz(tmp_path, mnist_like):
 def test_idx_folder_and_single_file(tmp_path, mnist_like, suffix):
     write_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", mnist_like["x_test"])
     write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", mnist_like["y_test"])
-    ds, info = data.load(str(tmp_path), "test[2:]", dequantize=False, with_labels=True)
+    ds, info = data.load(str(tmp_path), "test[2:]", scaling="unit", with_labels=True)
     images, labels = zip(*as_numpy(ds), strict=True)
     assert info.num_examples == 6 and info.num_classes == 10
     np.testing.assert_allclose(np.stack(images)[..., 0] * 255, mnist_like["x_test"][2:], atol=1e-3)
@@ -128,7 +128,7 @@ def test_corrupt_and_missing_files_are_named(tmp_path, mnist_like):
 
 def test_tfds_by_name_with_mock_data():
     with tfds.testing.mock_data(num_examples=12):
-        ds, info = data.load("mnist", "train", batch_size=4, with_labels=True, dequantize=False)
+        ds, info = data.load("mnist", "train", batch_size=4, with_labels=True, scaling="unit")
         images, labels = next(iter(ds))
     assert info.num_levels == 256 and info.image_shape == (28, 28, 1) and info.num_classes == 10
     assert images.shape == (4, 28, 28, 1) and labels.dtype == tf.int64
@@ -147,3 +147,12 @@ def test_bad_options_are_refused():
         data.load("digits", "train[a:b]")
     with pytest.raises(ValueError, match="color"):
         data.load("digits", color="sepia")
+
+
+def test_scalings_are_affine_maps_of_the_same_levels():
+    levels = np.stack(as_numpy(data.load("digits", "test[:40]", scaling="unit")[0])) * 16
+    symmetric = np.stack(as_numpy(data.load("digits", "test[:40]", scaling="symmetric")[0]))
+    np.testing.assert_allclose((symmetric + 1.0) * 8.0, levels, atol=1e-5)
+    assert symmetric.min() == -1.0 and symmetric.max() == 1.0
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        data.load("digits", scaling="minus_one_to_one")

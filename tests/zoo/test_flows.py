@@ -7,15 +7,16 @@ import tensorflow as tf
 
 import tfflows
 from tests.checks import autodiff_log_det, fresh, randomize
+from tests.model_checks import ModelChecks
 from zoo import data, flows
 
 SMALL = {
-    "nice": lambda shape, k: flows.NICE(shape, k, hidden_units=(32, 32)),
-    "realnvp_flat": lambda shape, k: flows.RealNVP(
-        shape, k, architecture="flat", num_couplings=4, hidden_units=(32,)
+    "nice": lambda shape, k, **kw: flows.NICE(shape, k, hidden_units=(32, 32), **kw),
+    "realnvp_flat": lambda shape, k, **kw: flows.RealNVP(
+        shape, k, architecture="flat", num_couplings=4, hidden_units=(32,), **kw
     ),
-    "realnvp_multiscale": lambda shape, k: flows.RealNVP(
-        shape, k, num_scales=2, filters=8, num_blocks=1
+    "realnvp_multiscale": lambda shape, k, **kw: flows.RealNVP(
+        shape, k, num_scales=2, filters=8, num_blocks=1, **kw
     ),
 }
 
@@ -140,3 +141,20 @@ def test_evaluate_is_the_per_example_mean_whatever_the_batch_size():
     for f in figures[1:]:
         np.testing.assert_allclose(f["loss"], figures[0]["loss"], rtol=1e-5)
         np.testing.assert_allclose(f["bits_per_dim"], figures[0]["bits_per_dim"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_shared_model_checks(kind, tmp_path):
+    batch = images((8, 8, 1), n=8)
+    ModelChecks(
+        make=lambda **kw: SMALL[kind]((8, 8, 1), 17, **kw),
+        batch=batch,
+        outputs=lambda model, x: {"log_prob": model.log_prob(fresh(x)), "z": model.encode(x)},
+        signature_inputs=lambda model, x: {
+            "log_prob": {"images": x.numpy()},
+            "encode": {"images": x.numpy()},
+            "decode": {"z": model.encode(x).numpy()},
+            "sample": {"z": 0.5 * model.encode(x).numpy()},
+        },
+        atol=1e-3,
+    ).run_all(tmp_path)

@@ -1,0 +1,202 @@
+"""DCGAN (with and without packing), autoencoders and the VAE on real MNIST, fixed CPU budgets.
+
+    python bench/mnist_generative.py --mnist ../shared/data/mnist --budget-minutes 3
+
+Trains each model through `zoo.training.run` (as `zoo train` does) on the first 9,000 images of
+the MNIST test set and holds out the last 1,000. Prints one table per family:
+
+* GAN: classifier-Frechet distance and mode coverage (classes covered, KL to the held-out class
+  histogram) of 10,000 samples against the held-out images, in the feature space of the judge
+  the run trained; the floor is the same figures for 1,000 training images against the held-out
+  ones (what a perfect generator would score with so few reference images).
+* Autoencoders: held-out MSE and PSNR per bottleneck size.
+* VAE: held-out ELBO (nats) and bits/dim, and the importance-weighted bound in bits/dim of the
+  discrete data (k samples), next to the flows' bits/dim (bench/mnist_flows.py).
+
+Each row also gives the train-step throughput in float32 and, with --precisions, in
+mixed_bfloat16 (a short run at the same batch size).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import data, gan_metrics, training
+
+TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
+
+
+def train(model, args, out, options, budget_minutes, precision="off", batch_size=64):
+    return training.run(
+        training.RunConfig(
+            model=model,
+            dataset=args.mnist,
+            train_split=TRAIN,
+            test_split=HELD_OUT,
+            batch_size=batch_size,
+            epochs=10_000,
+            mixed_precision=precision,
+            time_budget=60 * budget_minutes,
+            seed=args.seed,
+            options=options,
+            out=out,
+            export=False,
+        )
+    )
+
+
+def throughput(model, args, out, options, batch_size=64):
+    """Steady train-step images/s under each precision, from short runs."""
+    figures = {}
+    for precision in args.precisions:
+        run = train(model, args, out, options, args.speed_minutes, precision, batch_size)
+        figures[precision] = run["train_examples_per_second"]
+    training.set_precision("off")
+    return figures
+
+
+def load_images(args, split, scaling="unit"):
+    ds, _ = data.load(args.mnist, split, scaling=scaling, with_labels=True, batch_size=1000)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def gan_rows(args, scratch):
+    import keras
+
+    held_out, _ = load_images(args, HELD_OUT)
+    floor_images, _ = load_images(args, "test[:1000]")
+    rows = []
+    for pack in args.packs:
+        out = os.path.join(scratch, f"dcgan-pack{pack}")
+        options = {"pack": pack}
+        metrics = train("dcgan", args, out, options, args.budget_minutes)
+        model = keras.saving.load_model(os.path.join(out, "model.keras"))
+        samples = model.sample(args.num_samples, seed=[args.seed, 1]).numpy()
+        figures = gan_metrics.sample_figures(model.judge, samples, held_out)
+        floor = gan_metrics.sample_figures(model.judge, floor_images, held_out)
+        rows.append(
+            {
+                "model": f"dcgan pack={pack}",
+                "weights": metrics["weights"],
+                "epochs": metrics["epochs_run"],
+                "judge_accuracy": metrics.get("held_out_judge_accuracy"),
+                **figures,
+                "floor": floor,
+                "speed": throughput("dcgan", args, out + "-speed", options),
+            }
+        )
+    print(f"\nGAN: {args.num_samples} samples vs the 1,000 held-out images")
+    print(
+        f"{'model':14s} {'weights':>10s} {'epochs':>6s} {'judge acc':>9s} {'cFD':>9s} "
+        f"{'classes':>7s} {'KL':>7s} {'floor cFD':>9s} {'floor KL':>8s}  img/s"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:14s} {r['weights']:10,d} {r['epochs']:6d} {r['judge_accuracy']:9.4f} "
+            f"{r['frechet_distance']:9.3f} {r['classes_covered']:7.0f} {r['class_kl']:7.4f} "
+            f"{r['floor']['frechet_distance']:9.3f} {r['floor']['class_kl']:8.4f}  {r['speed']}"
+        )
+    return rows
+
+
+def autoencoder_rows(args, scratch):
+    rows = []
+    for latent in args.bottlenecks:
+        out = os.path.join(scratch, f"ae-{latent}")
+        options = {"latent_dim": latent}
+        metrics = train("conv_autoencoder", args, out, options, args.ae_minutes)
+        rows.append(
+            {
+                "model": f"conv autoencoder, {latent} units",
+                "weights": metrics["weights"],
+                "epochs": metrics["epochs_run"],
+                "mse": metrics["held_out"]["mse"],
+                "psnr": metrics["held_out"]["psnr"],
+                "speed": throughput("conv_autoencoder", args, out + "-speed", options)
+                if latent == args.bottlenecks[-1]
+                else {},
+            }
+        )
+    print("\nAutoencoders: held-out reconstruction")
+    print(f"{'model':30s} {'weights':>10s} {'epochs':>6s} {'MSE':>9s} {'PSNR dB':>8s}  img/s")
+    for r in rows:
+        print(
+            f"{r['model']:30s} {r['weights']:10,d} {r['epochs']:6d} {r['mse']:9.5f} "
+            f"{r['psnr']:8.2f}  {r['speed']}"
+        )
+    return rows
+
+
+def vae_rows(args, scratch):
+    import keras
+
+    out = os.path.join(scratch, "vae")
+    metrics = train("vae", args, out, {}, args.budget_minutes)
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    held_out, _ = load_images(args, HELD_OUT)
+    iw = np.concatenate(
+        [
+            model.iw_bits_per_dim(tf.constant(held_out[i : i + 100]), args.iw_samples).numpy()
+            for i in range(0, len(held_out), 100)
+        ]
+    )
+    row = {
+        "model": "vae",
+        "weights": metrics["weights"],
+        "epochs": metrics["epochs_run"],
+        "elbo_nats": -metrics["held_out"]["loss"],
+        "elbo_bits_per_dim": metrics["held_out"]["bits_per_dim"],
+        "iw_bits_per_dim": float(iw.mean()),
+        "speed": throughput("vae", args, out + "-speed", {}),
+    }
+    print(f"\nVAE: held-out bound on log p(x) of the discrete data (k = {args.iw_samples})")
+    print(
+        f"{'model':6s} {'weights':>10s} {'epochs':>6s} {'ELBO nats':>10s} {'ELBO b/d':>9s} "
+        f"{'IW b/d':>8s}  img/s"
+    )
+    print(
+        f"{row['model']:6s} {row['weights']:10,d} {row['epochs']:6d} {row['elbo_nats']:10.2f} "
+        f"{row['elbo_bits_per_dim']:9.4f} {row['iw_bits_per_dim']:8.4f}  {row['speed']}"
+    )
+    return [row]
+
+
+FAMILIES = {"gan": gan_rows, "autoencoder": autoencoder_rows, "vae": vae_rows}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"))
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--budget-minutes", type=float, default=3.0, help="GAN and VAE runs")
+    parser.add_argument("--ae-minutes", type=float, default=1.0, help="each autoencoder run")
+    parser.add_argument("--speed-minutes", type=float, default=0.25, help="throughput runs")
+    parser.add_argument("--precisions", nargs="+", default=["off", "bfloat16"])
+    parser.add_argument("--packs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--bottlenecks", type=int, nargs="+", default=[2, 8, 32])
+    parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--iw-samples", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for family in args.families:
+            results[family] = FAMILIES[family](args, scratch)
+    print(
+        "\ncommand: python bench/mnist_generative.py "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+    )
+    print(f"TF {tf.__version__}, {os.cpu_count()} CPU cores")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The checks every zoo model runs the same way (keras-hub's ``TestCase`` in spirit).
+
+``ModelChecks`` is given a factory ``make(**overrides)`` for a small instance of the model, one
+batch of data in the model's ``data_spec`` form, and ``outputs(model, batch)``: the model's
+deterministic outputs to compare (e.g. log-probs, reconstructions). Each ``check_*`` method is
+one property; ``run_all`` runs them all.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import export
+
+# Runs in a fresh interpreter from an empty folder: loads the SavedModel with TensorFlow alone
+# and calls each signature on the inputs saved for it.
+_LOADER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    path, inputs_file, out = sys.argv[1:]
+    loaded = tf.saved_model.load(path)
+    arrays = dict(np.load(inputs_file))
+    results = {}
+    for name in json.loads(arrays.pop("__signatures__").tobytes()):
+        prefix = name + "/"
+        kwargs = {k[len(prefix):]: tf.constant(v) for k, v in arrays.items()
+                  if k.startswith(prefix)}
+        for key, value in loaded.signatures[name](**kwargs).items():
+            results[prefix + key] = value.numpy()
+    ours = [m for m in sys.modules
+            if m.split(".")[0] in ("tfflows", "zoo", "tensorflow_probability")]
+    assert not ours, ours
+    np.savez(out, **results)
+    """
+)
+
+
+def _numpy(outputs):
+    return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in outputs.items()}
+
+
+def _first_input(batch):
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def _compute_dtypes(model):
+    return {layer.compute_dtype for layer in model._flatten_layers(include_self=False)}
+
+
+class ModelChecks:
+    """Args:
+    make: ``make(**overrides) -> model`` (uncompiled; overrides include ``dtype=``).
+    batch: one batch as the model's ``fit`` receives it.
+    outputs: ``outputs(model, batch) -> dict`` of deterministic outputs (inference mode).
+    signature_inputs: ``signature_inputs(model, batch) -> {signature: {input: array}}`` for
+      the export check; by default every signature whose inputs are all named ``images`` gets
+      the batch's images.
+    atol: tolerance of the mixed-precision and export comparisons.
+    """
+
+    def __init__(self, make, batch, outputs, signature_inputs=None, atol=1e-4):
+        self.make = make
+        self.batch = batch
+        self.outputs = outputs
+        self.signature_inputs = signature_inputs or self._image_signature_inputs
+        self.atol = atol
+
+    def _compiled(self, **overrides):
+        model = self.make(**overrides)
+        model.compile(**model.compile_defaults())
+        return model
+
+    def _image_signature_inputs(self, model, batch):
+        images = np.asarray(_first_input(batch))
+        return {
+            name: {"images": images}
+            for name, (_, specs) in model.serving_endpoints().items()
+            if [s.name for s in specs] == ["images"]
+        }
+
+    def check_config_round_trip(self):
+        model = self.make()
+        config = model.get_config()
+        assert json.loads(json.dumps(config)) == config, "config is not JSON"
+        clone = type(model).from_config(config)
+        assert clone.get_config() == config
+        assert clone.count_params() == model.count_params()
+
+    def check_fit_step_changes_weights(self):
+        model = self._compiled()
+        before = [w.numpy().copy() for w in model.trainable_weights]
+        history = model.fit(
+            tf.data.Dataset.from_tensors(self.batch), epochs=1, verbose=0, shuffle=False
+        )
+        logs = {k: v[-1] for k, v in history.history.items()}
+        assert logs and all(np.isfinite(v) for v in logs.values()), logs
+        changed = [
+            not np.array_equal(w.numpy(), b)
+            for w, b in zip(model.trainable_weights, before, strict=True)
+        ]
+        assert any(changed), "one fit step changed no weight"
+        return model
+
+    def check_keras_reload(self, tmp_path, model=None):
+        model = model or self.check_fit_step_changes_weights()
+        path = os.path.join(str(tmp_path), "model.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+        expected, got = (
+            _numpy(self.outputs(model, self.batch)),
+            _numpy(self.outputs(loaded, self.batch)),
+        )
+        assert expected.keys() == got.keys()
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+    def check_precision(self, policy):
+        """``dtype=policy`` on the instance: kept in the config, used by the layers, trains
+        to finite figures whose outputs stay close to float32 ones; float16 scales the loss."""
+        model = self._compiled(dtype=policy)
+        assert model.dtype_policy.name == policy
+        compute = "float16" if policy == "mixed_float16" else "bfloat16"
+        assert compute in _compute_dtypes(model), _compute_dtypes(model)
+        assert type(model).from_config(model.get_config()).dtype_policy.name == policy
+        if policy == "mixed_float16":
+            optimizers = [
+                v for v in vars(model).values() if isinstance(v, keras.optimizers.Optimizer)
+            ]
+            assert optimizers and all(
+                isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers
+            ), optimizers
+        history = model.fit(
+            tf.data.Dataset.from_tensors(self.batch), epochs=1, verbose=0, shuffle=False
+        )
+        assert all(np.isfinite(v[-1]) for v in history.history.values()), history.history
+        reference = self.make(dtype="float32")
+        reference.set_weights(model.get_weights())
+        low, full = (
+            _numpy(self.outputs(model, self.batch)),
+            _numpy(self.outputs(reference, self.batch)),
+        )
+        for key in full:
+            assert np.all(np.isfinite(low[key])), key
+            scale = np.max(np.abs(full[key])) + 1.0
+            assert np.max(np.abs(low[key] - full[key])) < 0.05 * scale, key
+
+    def check_export_in_fresh_process(self, tmp_path):
+        model = self.make()
+        base = os.path.join(str(tmp_path), "serving")
+        path = export.export(model, base, model_name="m")
+        inputs = self.signature_inputs(model, self.batch)
+        endpoints = model.serving_endpoints()
+        assert set(inputs) <= set(endpoints), (set(inputs), set(endpoints))
+        expected = {}
+        arrays = {"__signatures__": np.frombuffer(json.dumps(sorted(inputs)).encode(), np.uint8)}
+        for name, kwargs in inputs.items():
+            fn, _ = endpoints[name]
+            out = fn(**{k: tf.constant(v) for k, v in kwargs.items()})
+            expected.update({f"{name}/{k}": v for k, v in _numpy(out).items()})
+            arrays.update({f"{name}/{k}": np.asarray(v) for k, v in kwargs.items()})
+        np.savez(os.path.join(str(tmp_path), "inputs.npz"), **arrays)
+        script = os.path.join(str(tmp_path), "load.py")
+        with open(script, "w") as f:
+            f.write(_LOADER)
+        result = subprocess.run(
+            [sys.executable, script, path, "inputs.npz", "out.npz"],
+            cwd=str(tmp_path),
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""},
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        got = dict(np.load(os.path.join(str(tmp_path), "out.npz")))
+        assert got.keys() == expected.keys()
+        for key, value in expected.items():
+            np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=self.atol, err_msg=key)
+        return path
+
+    def run_all(self, tmp_path):
+        self.check_config_round_trip()
+        trained = self.check_fit_step_changes_weights()
+        self.check_keras_reload(tmp_path, trained)
+        for policy in ("mixed_bfloat16", "mixed_float16"):
+            self.check_precision(policy)
+        self.check_export_in_fresh_process(tmp_path)

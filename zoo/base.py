@@ -1,0 +1,96 @@
+"""What every zoo model implements, so that one training / export / evaluation path serves all.
+
+A zoo model is a `keras.Model` that also subclasses `ZooModel` and answers, for the shared code
+(`zoo.training`, `zoo.export`, the `zoo` command), the questions that differ between models:
+
+* ``data_spec``: how it wants its images scaled, and whether it wants labels (`DataSpec`);
+* ``from_data(info, **options)``: how it is built from the data's description (`data.DataInfo`);
+* ``compile_defaults(learning_rate)``: the keyword arguments of its default ``compile`` (one
+  optimizer for a flow, two for a GAN);
+* ``prepare(train, info)``: work before ``fit`` that needs the training data (default: none);
+* ``fit_callbacks(out)``: its own callbacks during ``fit`` (e.g. a picture per epoch);
+* ``monitor``: the logged value whose minimum picks ``best.keras`` (None: keep the last only);
+* ``serving_endpoints()``: its SavedModel signatures (see `zoo.export`);
+* ``write_artifacts(out, data, seed, temperature)``: its pictures after training;
+* ``headline(results)``: its figures from ``evaluate``'s dict, for ``metrics.json`` and the last
+  printed line;
+* ``check_data(info)``: whether a dataset fits the built model (``zoo evaluate``).
+
+Shared code never asks for a model by name: a new model joins by implementing these and
+registering itself (`zoo.registry.register`).
+"""
+
+import dataclasses
+
+import keras
+
+SCALINGS = ("dequantize", "unit", "symmetric")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What a model asks of `zoo.data.load`.
+
+    Attributes:
+      scaling: ``"dequantize"`` (``(x + u) / K`` in ``[0, 1)``, for densities), ``"unit"``
+        (``x / (K - 1)`` in ``[0, 1]``) or ``"symmetric"`` (``[-1, 1]``, for a tanh output).
+      labels: batches are ``(images, labels)`` rather than images.
+    """
+
+    scaling: str = "dequantize"
+    labels: bool = False
+
+    def __post_init__(self):
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}.")
+
+
+class ZooModel:
+    """Mixin for zoo models (listed first among the bases: ``class M(ZooModel, keras.Model)``)."""
+
+    data_spec = DataSpec()
+    monitor = "val_loss"
+
+    @classmethod
+    def from_data(cls, info, **options):
+        """Builds the model for data described by ``info`` (a `zoo.data.DataInfo`)."""
+        return cls(image_shape=info.image_shape, **options)
+
+    def compile_defaults(self, learning_rate=None):
+        """``compile`` keyword arguments of the model's default training recipe."""
+        return {"optimizer": keras.optimizers.Adam(learning_rate or 1e-3)}
+
+    def prepare(self, train, info):
+        """Called once with the (batched) training data before ``fit``; nothing by default."""
+
+    def fit_callbacks(self, out):
+        """Extra callbacks for ``fit``, writing under the run folder ``out``."""
+        return []
+
+    def serving_endpoints(self):
+        raise NotImplementedError
+
+    def write_artifacts(self, out, data, seed=0, temperature=1.0):
+        """Writes the model's pictures into ``out``; returns the file names written."""
+        return []
+
+    def headline(self, results):
+        """The figures that sum a trained model up, from ``evaluate(..., return_dict=True)``."""
+        return {f"held_out_{k}": round(float(v), 4) for k, v in results.items()}
+
+    def base_config(self):
+        """The config entries every Keras model has: name, trainable and the dtype policy (so a
+        per-instance ``dtype="mixed_bfloat16"`` survives a round trip)."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    def check_data(self, info):
+        """Raises ValueError naming the mismatch when ``info``'s data cannot feed this model."""
+        if tuple(info.image_shape) != tuple(self.image_shape):
+            raise ValueError(
+                f"The model expects images {list(self.image_shape)}; "
+                f"{info.name} has {list(info.image_shape)}."
+            )
