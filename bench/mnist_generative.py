@@ -174,7 +174,9 @@ FAMILIES = {"gan": gan_rows, "autoencoder": autoencoder_rows, "vae": vae_rows}
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"))
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    # The autoencoder and VAE rows need zoo's "conv_autoencoder" and "vae" models (issue 6,
+    # part 3, not landed yet): until then only the GAN family runs by default.
+    parser.add_argument("--families", nargs="+", default=["gan"], choices=list(FAMILIES))
     parser.add_argument("--budget-minutes", type=float, default=3.0, help="GAN and VAE runs")
     parser.add_argument("--ae-minutes", type=float, default=1.0, help="each autoencoder run")
     parser.add_argument("--speed-minutes", type=float, default=0.25, help="throughput runs")
