@@ -3,6 +3,7 @@
 Importing `zoo` registers every model (`zoo.list_models()`, `zoo.create_model(name, info)`).
 """
 
+from zoo.autoencoder import VAE, Autoencoder
 from zoo.feature_classifier import FeatureClassifier
 from zoo.flows import NICE, ImageFlow, RealNVP
 from zoo.gan import DCGAN, GAN
@@ -12,6 +13,8 @@ __all__ = [
     "DCGAN",
     "GAN",
     "NICE",
+    "VAE",
+    "Autoencoder",
     "FeatureClassifier",
     "ImageFlow",
     "RealNVP",

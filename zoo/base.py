@@ -23,6 +23,7 @@ registering itself (`zoo.registry.register`).
 import dataclasses
 
 import keras
+import tensorflow as tf
 
 SCALINGS = ("dequantize", "unit", "symmetric")
 
@@ -43,6 +44,14 @@ class DataSpec:
     def __post_init__(self):
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}.")
+
+
+def standard_normal(shape, seed=None):
+    """``N(0, I)`` noise of ``shape``; ``seed``: None or an int (stateful: a new draw each
+    call), or a shape-[2] stateless seed such as ``[1, 2]`` (the same draw every call)."""
+    if seed is not None and tf.size(seed) == 2:
+        return tf.random.stateless_normal(shape, seed=seed)
+    return tf.random.normal(shape, seed=seed)
 
 
 class ZooModel:
@@ -88,9 +97,19 @@ class ZooModel:
         }
 
     def check_data(self, info):
-        """Raises ValueError naming the mismatch when ``info``'s data cannot feed this model."""
+        """Raises ValueError naming the mismatch when ``info``'s data cannot feed this model:
+        another image shape, or another number of levels for a model that has ``num_levels``."""
         if tuple(info.image_shape) != tuple(self.image_shape):
             raise ValueError(
                 f"The model expects images {list(self.image_shape)}; "
                 f"{info.name} has {list(info.image_shape)}."
             )
+        levels = getattr(self, "num_levels", None)
+        if levels is not None and info.num_levels != levels:
+            raise ValueError(
+                f"The model expects data with {levels} levels; {info.name} has {info.num_levels}."
+            )
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

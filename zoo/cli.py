@@ -43,19 +43,29 @@ def _load_model(path):
     return keras.saving.load_model(path)
 
 
-def train(args):
+def _run_config(args, **fields):
+    """A `training.RunConfig` with the data options every command shares, plus ``fields``."""
     from zoo import training
 
-    config = training.RunConfig(
-        model=args.model,
+    return training.RunConfig(
         dataset=args.dataset,
-        train_split=args.train_split,
-        test_split=args.test_split,
         data_dir=args.data_dir,
         download=args.download,
         image_size=tuple(args.image_size) if args.image_size else None,
         color=args.color,
         batch_size=args.batch_size,
+        **fields,
+    )
+
+
+def train(args):
+    from zoo import training
+
+    config = _run_config(
+        args,
+        model=args.model,
+        train_split=args.train_split,
+        test_split=args.test_split,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         mixed_precision=args.mixed_precision,
@@ -85,15 +95,7 @@ def evaluate(args):
     from zoo import training
 
     model = _load_model(args.model_path)
-    config = training.RunConfig(
-        model=model.name,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        download=args.download,
-        image_size=tuple(args.image_size) if args.image_size else None,
-        color=args.color,
-        batch_size=args.batch_size,
-    )
+    config = _run_config(args, model=model.name)
     ds, info = training.load_data(config, args.split, model.data_spec, dequantize_seed=args.seed)
     try:
         model.check_data(info)

@@ -73,3 +73,33 @@ class FeatureClassifier(keras.Model):
             "num_classes": self.num_classes,
             "feature_dim": self.feature_dim,
         }
+
+
+class ChannelwiseClassifier:
+    """Judges each channel of ``[N, H, W, C]`` images with one single-channel classifier, as
+    Stacked MNIST does (Metz et al., 2017; PacGAN): the class of an image is the number whose
+    base-``K`` digits are its channels' classes, ``sum_c k_c K^c`` (``K^C`` classes), and its
+    features are the channels' features side by side (``C * feature_dim``).
+
+    Args:
+      classifier: a trained `FeatureClassifier` for single-channel images.
+      channels: number of channels ``C`` of the images to judge.
+    """
+
+    def __init__(self, classifier, channels):
+        self.classifier = classifier
+        self.channels = int(channels)
+        self.num_classes = classifier.num_classes**self.channels
+        self.feature_dim = classifier.feature_dim * self.channels
+
+    def _per_channel(self, images, fn):
+        images = tf.convert_to_tensor(images, tf.float32)
+        return [fn(images[..., c : c + 1]) for c in range(self.channels)]
+
+    def features(self, images):
+        return tf.concat(self._per_channel(images, self.classifier.features), axis=-1)
+
+    def predict_classes(self, images):
+        classes = self._per_channel(images, self.classifier.predict_classes)
+        k = self.classifier.num_classes
+        return tf.add_n([c * k**i for i, c in enumerate(classes)])

@@ -122,14 +122,6 @@ class ImageFlow(ZooModel, tfflows.Flow):
             "held_out_bits_per_dim": round(float(results["bits_per_dim"]), 4),
         }
 
-    def check_data(self, info):
-        super().check_data(info)
-        if info.num_levels != self.num_levels:
-            raise ValueError(
-                f"The model expects data with {self.num_levels} levels; "
-                f"{info.name} has {info.num_levels}."
-            )
-
     def _image_config(self):
         return {
             **self.base_config(),
@@ -137,10 +129,6 @@ class ImageFlow(ZooModel, tfflows.Flow):
             "num_levels": self.num_levels,
             "validate_args": self.validate_args,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _flatten(image_shape):

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tfflows import minimize
 from zoo import callbacks, plots, registry
-from zoo.base import DataSpec, ZooModel
+from zoo.base import DataSpec, ZooModel, standard_normal
 from zoo.feature_classifier import FeatureClassifier
 from zoo.gan_metrics import FrechetDistance, ModeCoverage
 
@@ -263,11 +263,7 @@ class GAN(ZooModel, keras.Model):
     def sample(self, num_samples, temperature=1.0, seed=None):
         """``num_samples`` images in ``[0, 1]``; ``z ~ N(0, T^2 I)``. ``seed``: an int
         (stateful) or a shape-[2] stateless seed."""
-        shape = [int(num_samples), self.latent_dim]
-        if seed is not None and tf.size(seed) == 2:
-            z = tf.random.stateless_normal(shape, seed=seed)
-        else:
-            z = tf.random.normal(shape, seed=seed)
+        z = standard_normal([int(num_samples), self.latent_dim], seed)
         return tf.clip_by_value((self.generate(temperature * z) + 1.0) / 2.0, 0.0, 1.0)
 
     def fit_callbacks(self, out):

@@ -61,3 +61,19 @@ def test_judge_scores_real_digits_near_the_floor_and_noise_far_from_it():
     )
     assert real["classes_covered"] == 10 and real["class_kl"] < 0.1, real
     assert noise["frechet_distance"] > 10 * real["frechet_distance"], (real, noise)
+
+
+def test_channelwise_classifier_combines_channel_classes_in_base_k():
+    from zoo.feature_classifier import ChannelwiseClassifier
+
+    judge = FeatureClassifier((8, 8, 1), 10)
+    rng = np.random.default_rng(2)
+    images = rng.uniform(size=(5, 8, 8, 3)).astype(np.float32)
+    stacked = ChannelwiseClassifier(judge, 3)
+    per_channel = [judge.predict_classes(images[..., c : c + 1]).numpy() for c in range(3)]
+    expected = per_channel[0] + 10 * per_channel[1] + 100 * per_channel[2]
+    np.testing.assert_array_equal(stacked.predict_classes(images), expected)
+    assert stacked.num_classes == 1000 and stacked.features(images).shape == (5, 3 * 64)
+    np.testing.assert_allclose(
+        stacked.features(images)[:, 64:128], judge.features(images[..., 1:2]), rtol=1e-6
+    )
