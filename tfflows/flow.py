@@ -13,6 +13,20 @@ tfd = tfp.distributions
 BASE_DISTRIBUTIONS = ("normal", "logistic")
 
 
+def weighted_mean(values, sample_weight):
+    """``(mean, total weight)`` of per-example ``values``; weight 1 each by default.
+
+    Metrics update with ``(mean, sample_weight=total)`` so that each batch counts by its number
+    of examples: an epoch's figure is then the per-example mean whatever the batch size.
+    """
+    if sample_weight is None:
+        w = tf.ones_like(values)
+    else:
+        w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
+    total = tf.reduce_sum(w)
+    return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total
+
+
 @keras.saving.register_keras_serializable(package="tfflows")
 class Flow(keras.Model):
     """A normalizing flow ``x = f(z)``, ``z ~ base``, trained by maximum likelihood with `fit`.
@@ -132,23 +146,13 @@ class Flow(keras.Model):
     def call(self, x, training=None):
         return self.log_prob(x, training=bool(training))
 
-    @staticmethod
-    def _weighted_mean(values, sample_weight):
-        """``(mean, total weight)`` of per-example ``values``; weight 1 each by default."""
-        if sample_weight is None:
-            w = tf.ones_like(values)
-        else:
-            w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
-        total = tf.reduce_sum(w)
-        return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total
-
     def update_metrics(self, log_prob, sample_weight=None):
         """Updates the tracked metrics from a batch's log-probs; subclasses add their own.
 
         Each batch counts by its number of examples (its total weight), so an epoch's figure is
         the per-example mean whatever the batch size.
         """
-        nll, total = self._weighted_mean(-log_prob, sample_weight)
+        nll, total = weighted_mean(-log_prob, sample_weight)
         self.loss_tracker.update_state(nll, sample_weight=total)
 
     def train_step(self, data):
@@ -156,7 +160,7 @@ class Flow(keras.Model):
 
         def loss_fn():
             log_prob = self.log_prob(x, training=True)
-            return self._weighted_mean(-log_prob, sample_weight)[0], log_prob
+            return weighted_mean(-log_prob, sample_weight)[0], log_prob
 
         _, log_prob = minimize(self.optimizer, self.trainable_weights, loss_fn)
         self.update_metrics(log_prob, sample_weight)

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfflows import minimize
+from tfflows.flow import weighted_mean
 from zoo import plots, registry
 from zoo.base import DataSpec, ZooModel, standard_normal
 from zoo.gan import upsampling_stages
@@ -171,14 +172,12 @@ def decoder_network(
 # Shared helpers.
 
 
-def _weighted_mean(values, sample_weight):
-    """``(mean, total weight)`` of per-example ``values``; weight 1 each by default."""
-    if sample_weight is None:
-        w = tf.ones_like(values)
-    else:
-        w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
-    total = tf.reduce_sum(w)
-    return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total
+def _update_trackers(trackers, figures, sample_weight):
+    """Each tracker takes the per-example mean of its figure; returns the logs."""
+    for tracker, values in zip(trackers, figures, strict=True):
+        mean, total = weighted_mean(values, sample_weight)
+        tracker.update_state(mean, sample_weight=total)
+    return {m.name: m.result() for m in trackers}
 
 
 def _per_example_mean(values):
@@ -371,10 +370,7 @@ class Autoencoder(ZooModel, keras.Model):
     def _update_metrics(self, x, logits, sample_weight):
         squared = _per_example_mean(tf.square(tf.cast(x, tf.float32) - self._output(logits)))
         figures = (self.per_example_loss(x, logits), squared, psnr(squared))
-        for tracker, values in zip(self.trackers, figures, strict=True):
-            mean, total = _weighted_mean(values, sample_weight)
-            tracker.update_state(mean, sample_weight=total)
-        return {m.name: m.result() for m in self.trackers}
+        return _update_trackers(self.trackers, figures, sample_weight)
 
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -383,7 +379,7 @@ class Autoencoder(ZooModel, keras.Model):
 
         def loss_fn():
             logits = self._logits(self.encode(inputs, training=True), training=True)
-            return _weighted_mean(self.per_example_loss(x, logits), sample_weight)[0], logits
+            return weighted_mean(self.per_example_loss(x, logits), sample_weight)[0], logits
 
         _, logits = minimize(self.optimizer, self.trainable_weights, loss_fn)
         return self._update_metrics(x, logits, sample_weight)
@@ -768,10 +764,7 @@ class VAE(ZooModel, keras.Model):
         figures = [loss, -log_likelihood, kl]
         if self.reports_bits:
             figures.append(loss / (self.num_dims * math.log(2.0)))
-        for tracker, values in zip(self.trackers, figures, strict=True):
-            mean, total = _weighted_mean(values, sample_weight)
-            tracker.update_state(mean, sample_weight=total)
-        return {m.name: m.result() for m in self.trackers}
+        return _update_trackers(self.trackers, figures, sample_weight)
 
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -779,7 +772,7 @@ class VAE(ZooModel, keras.Model):
 
         def loss_fn():
             log_likelihood, kl = self.elbo_terms(x, eps, training=True)
-            return _weighted_mean(kl - log_likelihood, sample_weight)[0], (log_likelihood, kl)
+            return weighted_mean(kl - log_likelihood, sample_weight)[0], (log_likelihood, kl)
 
         _, (log_likelihood, kl) = minimize(self.optimizer, self.trainable_weights, loss_fn)
         return self._update_metrics(log_likelihood, kl, sample_weight)

@@ -16,6 +16,7 @@ import tensorflow_probability as tfp
 
 import tfflows
 from tfflows import bijectors, masks, nets
+from tfflows.flow import weighted_mean
 from zoo import plots, registry
 from zoo.base import ZooModel
 
@@ -73,7 +74,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
     def update_metrics(self, log_prob, sample_weight=None):
         super().update_metrics(log_prob, sample_weight)
         bits = tfflows.bits_per_dim(log_prob, self.num_dims, self.num_levels)
-        mean, total = self._weighted_mean(bits, sample_weight)
+        mean, total = weighted_mean(bits, sample_weight)
         self.bits_tracker.update_state(mean, sample_weight=total)
 
     def sample(self, num_samples, temperature=1.0, seed=None):
