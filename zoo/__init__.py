@@ -8,6 +8,7 @@ from zoo.feature_classifier import FeatureClassifier
 from zoo.flows import NICE, ImageFlow, RealNVP
 from zoo.gan import DCGAN, GAN
 from zoo.registry import create_model, list_models
+from zoo.transfer import ConvClassifier, TransferClassifier
 
 __all__ = [
     "DCGAN",
@@ -15,9 +16,11 @@ __all__ = [
     "NICE",
     "VAE",
     "Autoencoder",
+    "ConvClassifier",
     "FeatureClassifier",
     "ImageFlow",
     "RealNVP",
+    "TransferClassifier",
     "create_model",
     "list_models",
 ]

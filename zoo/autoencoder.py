@@ -416,6 +416,10 @@ class Autoencoder(ZooModel, keras.Model):
             "decode": (decode, [z_spec]),
         }
 
+    def feature_extractor(self):
+        """The encoder: images in ``[0, 1]`` -> codes."""
+        return self.encoder, "unit"
+
     def write_artifacts(self, out, data, seed=0, temperature=1.0):
         """``reconstructions.png``: the first batch's images (up to 32) above their
         reconstructions; nothing for data that are not images."""
@@ -823,6 +827,10 @@ class VAE(ZooModel, keras.Model):
             "sample": (decode, [z_spec]),
             "elbo": (elbo, [images_spec]),
         }
+
+    def feature_extractor(self):
+        """The encoder: images in ``[0, 1]`` -> the posterior's means and log-variances."""
+        return self.encoder, "unit"
 
     def write_artifacts(self, out, data, seed=0, temperature=1.0):
         """``samples.png`` (64 samples at ``temperature``) and ``reconstructions.png``; nothing

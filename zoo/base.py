@@ -14,7 +14,12 @@ A zoo model is a `keras.Model` that also subclasses `ZooModel` and answers, for 
 * ``write_artifacts(out, data, seed, temperature)``: its pictures after training;
 * ``headline(results)``: its figures from ``evaluate``'s dict, for ``metrics.json`` and the last
   printed line;
-* ``check_data(info)``: whether a dataset fits the built model (``zoo evaluate``).
+* ``check_data(info)``: whether a dataset fits the built model (``zoo evaluate``);
+* ``training_phases(epochs)``: the `Phase` s of its recipe (default: one), e.g. a frozen
+  backbone, then fine-tuning;
+* ``plan_run(config)`` (class method): the run's `zoo.training.RunConfig` completed before the
+  model is built, e.g. by first training what it builds on (default: unchanged);
+* ``feature_extractor()``: a network from its images to features, for transfer learning.
 
 Shared code never asks for a model by name: a new model joins by implementing these and
 registering itself (`zoo.registry.register`).
@@ -44,6 +49,16 @@ class DataSpec:
     def __post_init__(self):
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One ``fit`` of a model's training recipe: ``epochs`` epochs after ``begin()`` (e.g. one
+    that unfreezes layers and recompiles; None: nothing to do)."""
+
+    name: str
+    epochs: int
+    begin: object = None
 
 
 def standard_normal(shape, seed=None):
@@ -109,6 +124,20 @@ class ZooModel:
             raise ValueError(
                 f"The model expects data with {levels} levels; {info.name} has {info.num_levels}."
             )
+
+    def training_phases(self, epochs):
+        """The recipe's phases; one by default."""
+        return [Phase("train", int(epochs))]
+
+    @classmethod
+    def plan_run(cls, config):
+        """The run config to train with (`zoo.training.run` asks before building the model)."""
+        return config
+
+    def feature_extractor(self):
+        """``(network, scaling)``: a Keras network from images scaled as ``scaling`` (see
+        `zoo.backbones`) to features; what `zoo.TransferClassifier` builds on."""
+        raise NotImplementedError(f"{type(self).__name__} has no feature extractor.")
 
     @classmethod
     def from_config(cls, config):

@@ -8,6 +8,9 @@ zoo train realnvp --dataset path/to/mnist --train-split "test[:9000]" --test-spl
 zoo sample runs/realnvp-digits/model.keras -n 64 --temperature 0.7
 zoo evaluate runs/realnvp-digits/model.keras --dataset digits --split test
 zoo export runs/realnvp-digits/model.keras --base-dir serving --name realnvp
+zoo train transfer                      # pretrain on digits 0-4, transfer to 5-9, 10 labels each
+zoo train transfer --set backbone=runs/classifier-digits/model.keras --classes 5 6 7 8 9 \
+    --labels-per-class 1 --steps-per-epoch 10
 """
 
 import argparse
@@ -53,6 +56,7 @@ def _run_config(args, **fields):
         download=args.download,
         image_size=tuple(args.image_size) if args.image_size else None,
         color=args.color,
+        classes=tuple(args.classes) if args.classes else None,
         batch_size=args.batch_size,
         **fields,
     )
@@ -66,6 +70,8 @@ def train(args):
         model=args.model,
         train_split=args.train_split,
         test_split=args.test_split,
+        labels_per_class=args.labels_per_class,
+        steps_per_epoch=args.steps_per_epoch,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         mixed_precision=args.mixed_precision,
@@ -95,6 +101,8 @@ def evaluate(args):
     from zoo import training
 
     model = _load_model(args.model_path)
+    if args.classes is None and getattr(model, "class_labels", None) is not None:
+        args.classes = model.class_labels
     config = _run_config(args, model=model.name)
     ds, info = training.load_data(config, args.split, model.data_spec, dequantize_seed=args.seed)
     try:
@@ -135,6 +143,13 @@ def _data_options(parser, batch_size):
     parser.add_argument("--download", action="store_true", help="let TFDS download the data")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize images")
     parser.add_argument("--color", choices=["grayscale", "rgb"], help="convert images")
+    parser.add_argument(
+        "--classes",
+        type=int,
+        nargs="+",
+        metavar="LABEL",
+        help="keep these labels, renumbered 0..k-1 in this order",
+    )
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--seed", type=int, default=0)
 
@@ -158,7 +173,20 @@ def build_parser():
     _data_options(p, batch_size=64)
     p.add_argument("--train-split", default="train", help="e.g. train, 'test[:9000]'")
     p.add_argument("--test-split", default="test", help="held-out split, e.g. 'test[9000:]'")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument(
+        "--labels-per-class",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on N images of each class, drawn with --seed",
+    )
+    p.add_argument("--epochs", type=int, default=30, help="per phase of the model's recipe")
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="repeat the training data to this many batches an epoch (for few labels)",
+    )
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's own")
     p.add_argument(
         "--mixed-precision",

@@ -17,7 +17,9 @@ Sources, chosen by ``name``:
 * any other name is a TFDS dataset (``mnist``, ``fashion_mnist``, ``kmnist``, ``cifar10``,
   ``svhn_cropped``, ...) loaded with ``tfds.load(name, data_dir=..., download=...)``.
 
-Splits take slices, as in TFDS: ``"test[:9000]"``, ``"test[9000:]"``.
+Splits take slices, as in TFDS: ``"test[:9000]"``, ``"test[9000:]"``. ``classes`` keeps some
+labels (renumbered ``0 .. k-1`` in the order given) and ``per_class`` draws that many labelled
+images of each, the few-label subsets of transfer learning.
 """
 
 import dataclasses
@@ -55,6 +57,7 @@ class DataInfo:
     num_levels: int
     num_classes: int | None = None
     num_examples: int | None = None
+    classes: tuple | None = None
 
     @property
     def num_dims(self):
@@ -78,6 +81,8 @@ def load(
     cache=True,
     prefetch=True,
     drop_remainder=False,
+    classes=None,
+    per_class=None,
 ):
     """Returns ``(dataset, info)`` for image dataset ``name``.
 
@@ -94,13 +99,18 @@ def load(
       dequantize_seed: fixed dequantization noise (the same every epoch), e.g. for reproducible
         evaluation; by default the noise is drawn afresh each epoch.
       with_labels: yield ``(image, label)`` pairs.
+      classes: labels to keep, renumbered ``0 .. len(classes) - 1`` in this order (``info``
+        records them as ``classes``).
+      per_class: keep this many images of each class, drawn at random (``seed``) once: the
+        same subset every epoch.
       batch_size, shuffle, seed, cache, prefetch, drop_remainder: the usual ``tf.data`` steps;
         ``shuffle`` is a buffer size (True: the whole split).
 
     Raises:
       DatasetUnavailableError: the dataset is not here and cannot be downloaded.
       CorruptFileError: a local file is truncated or malformed.
-      ValueError: an unknown split, color or bad option.
+      ValueError: an unknown split, color or bad option; a class out of range, or with fewer
+        than ``per_class`` images.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
@@ -116,6 +126,10 @@ def load(
     else:
         ds, shape, num_levels, num_classes, num_examples = _tfds(name, split, data_dir, download)
 
+    if classes is not None or per_class is not None:
+        ds, num_classes, num_examples, classes = _select(
+            ds, name, split, num_classes, num_examples, classes, per_class, seed
+        )
     shape = tuple(shape)
     if image_size is not None:
         shape = (int(image_size[0]), int(image_size[1]), shape[2])
@@ -130,6 +144,7 @@ def load(
         num_levels=int(num_levels),
         num_classes=num_classes,
         num_examples=num_examples,
+        classes=classes,
     )
 
     def levels(image, label):
@@ -157,6 +172,57 @@ def load(
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds, info
+
+
+def _select(ds, name, split, num_classes, num_examples, classes, per_class, seed):
+    """The examples of ``classes`` (renumbered), ``per_class`` of each drawn with ``seed``;
+    returns ``(ds, num_classes, num_examples, classes)``."""
+    if not num_classes:
+        raise ValueError(f"{name!r} split {split!r} has no labels to select classes by.")
+    classes = tuple(range(num_classes)) if classes is None else tuple(int(c) for c in classes)
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct labels, got {list(classes)}.")
+    if min(classes) < 0 or max(classes) >= num_classes:
+        raise ValueError(f"classes {list(classes)} are not all in 0 .. {num_classes - 1}.")
+    if per_class is not None and int(per_class) < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}.")
+    k = len(classes)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(classes, tf.int64), tf.range(k, dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
+    ds = ds.map(lambda image, label: (image, table.lookup(label)))
+    ds = ds.filter(lambda image, label: label >= 0)
+    if per_class is not None:
+        ds = ds.shuffle(num_examples or 100_000, seed=seed, reshuffle_each_iteration=False)
+
+        def count(counts, element):
+            image, label = element
+            keep = counts[label] < int(per_class)
+            return tf.tensor_scatter_nd_add(counts, [[label]], [1]), (image, label, keep)
+
+        ds = ds.scan(tf.zeros([k], tf.int64), count)
+        ds = ds.filter(lambda image, label, keep: keep).map(
+            lambda image, label, keep: (image, label)
+        )
+        ds = ds.cache()
+    found = ds.map(lambda image, label: tf.one_hot(label, k, dtype=tf.int64)).reduce(
+        tf.zeros([k], tf.int64), lambda total, one_hot: total + one_hot
+    )
+    found = found.numpy()
+    short = [c for c, n in zip(classes, found, strict=True) if n < (per_class or 1)]
+    if short:
+        have = ", ".join(
+            f"class {c}: {n}" for c, n in zip(classes, found, strict=True) if c in short
+        )
+        raise ValueError(
+            f"{name!r} split {split!r} has too few images ({have}); asked for "
+            f"{per_class or 1} per class."
+        )
+    ds = ds.apply(tf.data.experimental.assert_cardinality(int(found.sum())))
+    return ds, k, int(found.sum()), classes
 
 
 def _scale(ds, num_levels, scaling, seed):

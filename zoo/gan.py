@@ -307,6 +307,15 @@ class GAN(ZooModel, keras.Model):
             "discriminate": (discriminate, [images_spec]),
         }
 
+    def feature_extractor(self):
+        """The discriminator up to its last hidden layer (images in ``[-1, 1]``; with
+        ``pack > 1`` it takes ``pack`` stacked images)."""
+        if not isinstance(self.discriminator, keras.Sequential):
+            raise NotImplementedError("feature_extractor needs a Sequential discriminator.")
+        layers = self.discriminator.layers[:-1]
+        inputs = keras.Input(self.discriminator.input_shape[1:])
+        return keras.Sequential([inputs, *layers], name="discriminator_features"), "symmetric"
+
     def _game_config(self):
         return {
             "latent_dim": self.latent_dim,

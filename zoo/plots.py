@@ -29,11 +29,13 @@ def sample_grid(images, path, title=None):
     plt.close(fig)
 
 
-def loss_curve(history, path):
+def loss_curve(history, path, phases=()):
     """Writes every per-epoch curve of a Keras ``History.history`` dict as a PNG.
 
     One panel per metric, the training value and its held-out ``val_`` twin together, whatever
     the model logs (``loss`` and ``bits_per_dim`` for a flow, ``d_loss`` / ``g_loss`` for a GAN).
+    ``phases``: ``(name, first epoch)`` pairs of a recipe of several fits, marked by a line
+    before each but the first.
     """
     metrics = sorted({k.removeprefix("val_") for k in history if history[k]})
     if not metrics:
@@ -48,6 +50,17 @@ def loss_curve(history, path):
             if history.get(key):
                 epochs = np.arange(1, len(history[key]) + 1)
                 ax.plot(epochs, history[key], marker=".", label=label)
+        for name, first in list(phases)[1:]:
+            ax.axvline(first - 0.5, color="gray", linestyle="--", linewidth=1)
+            ax.annotate(
+                name,
+                (first - 0.5, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="gray",
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.legend()
@@ -55,3 +68,40 @@ def loss_curve(history, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def confusion_matrix(true, predicted, path, class_names, title=None):
+    """Writes the confusion matrix of integer labels ``true`` vs ``predicted`` as a PNG: rows
+    the true class, columns the predicted one, each cell its count, shaded by the row's share."""
+    k = len(class_names)
+    true, predicted = np.asarray(true, np.int64), np.asarray(predicted, np.int64)
+    if true.shape != predicted.shape or true.size == 0:
+        raise ValueError(
+            f"confusion_matrix needs equal, non-empty labels: {true.shape}, {predicted.shape}."
+        )
+    counts = np.zeros((k, k), np.int64)
+    np.add.at(counts, (true, predicted), 1)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.6 + 0.55 * k))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (r, c), n in np.ndenumerate(counts):
+        if n:
+            ax.text(
+                c,
+                r,
+                str(n),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if shares[r, c] > 0.5 else "black",
+            )
+    ax.set_xticks(range(k), class_names)
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return counts

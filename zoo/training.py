@@ -21,7 +21,10 @@ class RunConfig:
     """Everything a training run depends on; `zoo train`'s options, one for one.
 
     ``learning_rate`` None uses the model's default; ``options`` go to the model's constructor;
-    ``time_budget`` stops training after that many seconds; ``out`` defaults to
+    ``classes`` keeps those labels and ``labels_per_class`` draws that many training images of
+    each (`zoo.data.load`); ``steps_per_epoch`` repeats the training data to that many batches
+    an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget`` stops training
+    after that many seconds (shared between the phases as their epochs); ``out`` defaults to
     ``runs/MODEL-DATASET``.
     """
 
@@ -33,7 +36,10 @@ class RunConfig:
     download: bool = False
     image_size: tuple | None = None
     color: str | None = None
+    classes: tuple | None = None
+    labels_per_class: int | None = None
     batch_size: int = 64
+    steps_per_epoch: int | None = None
     epochs: int = 30
     learning_rate: float | None = None
     mixed_precision: str = "auto"
@@ -76,6 +82,7 @@ def load_data(config, split, data_spec, **kwargs):
         download=config.download,
         image_size=tuple(config.image_size) if config.image_size else None,
         color=config.color,
+        classes=config.classes,
         batch_size=config.batch_size,
         scaling=data_spec.scaling,
         with_labels=data_spec.labels,
@@ -92,11 +99,19 @@ def run(config):
     from zoo import callbacks, export, plots, registry
 
     cls = registry.entry(config.model).cls
+    config = cls.plan_run(config)
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.mixed_precision)
     train_ds, info = load_data(
-        config, config.train_split, cls.data_spec, shuffle=True, seed=config.seed
+        config,
+        config.train_split,
+        cls.data_spec,
+        shuffle=True,
+        seed=config.seed,
+        per_class=config.labels_per_class,
     )
+    if config.steps_per_epoch:
+        train_ds = train_ds.repeat()
     test_ds, _ = load_data(config, config.test_split, cls.data_spec, dequantize_seed=config.seed)
     with tf.distribute.get_strategy().scope():
         model = registry.create_model(config.model, info, name=config.model, **config.options)
@@ -105,38 +120,58 @@ def run(config):
     os.makedirs(out, exist_ok=True)
     print(
         f"{config.model}: {model.count_params():,} weights, dtype policy {policy}; "
-        f"data {info.name} {list(info.image_shape)} with {info.num_levels} levels; out {out}"
+        f"data {info.name} {list(info.image_shape)} with {info.num_levels} levels, "
+        f"{info.num_examples or '?'} training examples; out {out}"
     )
     model.prepare(train_ds, info)
 
-    budget = callbacks.TimeBudget(config.time_budget or float("inf"))
+    phases = model.training_phases(config.epochs)
+    total_epochs = sum(phase.epochs for phase in phases)
+    checkpoint = callbacks.AtomicCheckpoint(os.path.join(out, "checkpoints"), model.monitor)
+    history, budgets, phase_figures, starts, epoch = {}, [], {}, [], 0
     start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=test_ds,
-        epochs=config.epochs,
-        shuffle=False,
-        verbose=1 if sys.stdout.isatty() or config.verbose else 2,
-        callbacks=[
-            callbacks.AtomicCheckpoint(os.path.join(out, "checkpoints"), monitor=model.monitor),
-            keras.callbacks.CSVLogger(os.path.join(out, "history.csv")),
-            budget,
-            *model.fit_callbacks(out),
-        ],
-    )
-    seconds = time.perf_counter() - start
-    results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    for i, phase in enumerate(phases):
+        if phase.begin is not None:
+            with tf.distribute.get_strategy().scope():
+                phase.begin()
+        share = phase.epochs / max(total_epochs, 1)
+        budgets.append(callbacks.TimeBudget((config.time_budget or float("inf")) * share))
+        fitted = model.fit(
+            train_ds,
+            validation_data=test_ds,
+            initial_epoch=epoch,
+            epochs=epoch + phase.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() or config.verbose else 2,
+            callbacks=[
+                checkpoint,
+                keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=i > 0),
+                budgets[-1],
+                *model.fit_callbacks(out),
+            ],
+        )
+        starts.append((phase.name, epoch + 1))
+        epoch += len(fitted.epoch)
+        for key, values in fitted.history.items():
+            history.setdefault(key, []).extend(values)
+        seconds = time.perf_counter() - start
+        results = model.evaluate(test_ds, verbose=0, return_dict=True)
+        if len(phases) > 1:
+            phase_figures[phase.name] = figures = model.headline(results)
+            print(f"phase {phase.name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
     model_path = os.path.join(out, "model.keras")
     callbacks.save_atomically(model, model_path)
-    plots.loss_curve(history.history, os.path.join(out, "loss_curve.png"))
+    plots.loss_curve(history, os.path.join(out, "loss_curve.png"), phases=starts)
     pictures = model.write_artifacts(out, test_ds, seed=config.seed, temperature=config.temperature)
     exported = (
         export.export(model, os.path.join(out, "export"), model_name=config.model)
         if config.export
         else None
     )
-    steady = budget.steady_batches * config.batch_size / max(budget.steady_seconds, 1e-9)
+    steady_batches = sum(b.steady_batches for b in budgets)
+    steady = steady_batches * config.batch_size / max(sum(b.steady_seconds for b in budgets), 1e-9)
     headline = model.headline(results)
     metrics = {
         "model": config.model,
@@ -145,11 +180,14 @@ def run(config):
         "test_split": config.test_split,
         "num_levels": info.num_levels,
         "image_shape": list(info.image_shape),
-        "epochs_run": len(history.epoch),
+        "classes": list(info.classes) if info.classes is not None else None,
+        "train_examples": info.num_examples,
+        "epochs_run": epoch,
         "train_seconds": round(seconds, 1),
         "train_examples_per_second": round(steady, 1),
         **headline,
         "held_out": {k: float(v) for k, v in results.items()},
+        **({"phases": phase_figures} if phase_figures else {}),
         "dtype_policy": policy,
         "weights": model.count_params(),
         "config": model.get_config(),

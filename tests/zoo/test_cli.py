@@ -153,3 +153,35 @@ def test_list_names_every_model(capsys):
     assert {"nice", "realnvp", "realnvp_flat", "dcgan"} <= names
     printed = capsys.readouterr().out
     assert all(name in printed for name in names)
+
+
+@pytest.fixture(scope="module")
+def trained_transfer(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("transfer"))
+    metrics = cli.run(["train", "transfer", "--out", out, "--epochs", "2"])
+    return out, metrics
+
+
+def test_transfer_pretrains_then_transfers_with_few_labels(trained_transfer):
+    out, metrics = trained_transfer
+    for name in ["backbone/model.keras", "model.keras", "export/transfer/1/saved_model.pb"]:
+        assert os.path.exists(os.path.join(out, name)), name
+    for picture in ["confusion_matrix.png", "loss_curve.png", "backbone/confusion_matrix.png"]:
+        with open(os.path.join(out, picture), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", picture
+    with open(os.path.join(out, "backbone", "metrics.json")) as f:
+        pretrained = json.load(f)
+    assert pretrained["classes"] == [0, 1, 2, 3, 4] and pretrained["train_examples"] > 500
+    assert metrics["classes"] == [5, 6, 7, 8, 9] and metrics["train_examples"] == 50
+    assert list(metrics["phases"]) == ["frozen", "fine_tuned"] and metrics["epochs_run"] == 4
+    assert metrics["held_out_accuracy"] == metrics["phases"]["fine_tuned"]["held_out_accuracy"]
+    assert metrics["config"]["class_labels"] == [5, 6, 7, 8, 9]
+    assert metrics["config"]["trainable_layers"] > 0
+    with open(os.path.join(out, "history.csv")) as f:
+        assert len(f.read().strip().splitlines()) == 1 + 4  # both phases, one log
+
+
+def test_evaluate_a_transfer_model_on_its_own_classes(trained_transfer):
+    out, metrics = trained_transfer
+    result = cli.run(["evaluate", os.path.join(out, "model.keras")])
+    assert abs(result["accuracy"] - metrics["held_out"]["accuracy"]) < 1e-6

@@ -156,3 +156,44 @@ def test_scalings_are_affine_maps_of_the_same_levels():
     assert symmetric.min() == -1.0 and symmetric.max() == 1.0
     with pytest.raises(ValueError, match="scaling must be one of"):
         data.load("digits", scaling="minus_one_to_one")
+
+
+def test_classes_are_kept_renumbered_and_drawn_per_class():
+    every = as_numpy(data.load("digits", "train", scaling="unit", with_labels=True)[0])
+    originals = {image.tobytes(): int(label) for image, label in every}
+    ds, info = data.load(
+        "digits", "train", scaling="unit", with_labels=True, classes=[7, 3], per_class=4, seed=1
+    )
+    subset = as_numpy(ds)
+    assert info.classes == (7, 3) and info.num_classes == 2 and info.num_examples == 8
+    # Each image is one of the training images of its class, renumbered 7 -> 0, 3 -> 1.
+    assert sorted(int(label) for _, label in subset) == [0, 0, 0, 0, 1, 1, 1, 1]
+    for image, label in subset:
+        assert originals[image.tobytes()] == (7, 3)[int(label)]
+    # The draw is fixed by the seed: the same every epoch and call, another for another seed.
+    again = as_numpy(
+        data.load(
+            "digits", "train", scaling="unit", with_labels=True, classes=[7, 3], per_class=4, seed=1
+        )[0]
+    )
+    other = as_numpy(
+        data.load(
+            "digits", "train", scaling="unit", with_labels=True, classes=[7, 3], per_class=4, seed=2
+        )[0]
+    )
+    key = lambda items: sorted(image.tobytes() for image, _ in items)  # noqa: E731
+    assert key(again) == key(subset) == key(as_numpy(ds)) and key(other) != key(subset)
+    whole, whole_info = data.load("digits", "test", with_labels=True, classes=[0, 1, 2])
+    assert whole_info.num_examples == sum(1 for _ in as_numpy(whole))
+    assert whole.cardinality().numpy() == whole_info.num_examples
+
+
+def test_bad_class_selections_are_explained():
+    with pytest.raises(ValueError, match=r"not all in 0 \.\. 9"):
+        data.load("digits", "train", classes=[3, 10])
+    with pytest.raises(ValueError, match="distinct"):
+        data.load("digits", "train", classes=[3, 3])
+    with pytest.raises(ValueError, match=r"too few images \(class 3: \d+\); asked for 1000"):
+        data.load("digits", "train", classes=[3], per_class=1000)
+    with pytest.raises(ValueError, match="per_class must be at least 1"):
+        data.load("digits", "train", per_class=0)

@@ -1,4 +1,5 @@
-"""Zoo flows under tf.distribute.MirroredStrategy, on two logical CPU devices.
+"""Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: a flow, and a
+transfer classifier through both phases.
 
 Logical devices must be configured before TensorFlow initializes, so this runs in a subprocess.
 Batches divide evenly by the replicas: with Keras 3.15 / TF 2.21, `evaluate` under
@@ -39,6 +40,25 @@ SCRIPT = textwrap.dedent(
     assert after < before - 1.0, (before, after)
     moved = [np.any(w.numpy() != s) for w, s in zip(model.non_trainable_weights, stats)]
     assert all(moved), moved
+
+    from zoo import backbones, transfer
+    train, info = data.load("digits", "train[:256]", batch_size=64, scaling="unit",
+                            with_labels=True)
+    with strategy.scope():
+        model = transfer.TransferClassifier(backbones.conv_net(info.image_shape, 4), 10,
+                                            info.image_shape)
+        model.compile(**model.compile_defaults())
+    frozen = [w.numpy().copy() for w in model.backbone.weights]
+    first = model.fit(train, epochs=3, verbose=0).history["loss"]
+    assert first[-1] < first[0], first
+    assert all(np.array_equal(w.numpy(), f) for w, f in zip(model.backbone.weights, frozen))
+    with strategy.scope():
+        model.unfreeze()
+    model.fit(train, epochs=1, verbose=0)
+    kernels = [w for w in model.backbone.weights if w.path.endswith("kernel")]
+    assert kernels and all(
+        not np.array_equal(w.numpy(), f)
+        for w, f in zip(model.backbone.weights, frozen) if w.path.endswith("kernel"))
     print("OK", before, after)
     """
 )
