@@ -251,7 +251,9 @@ def resolve(
 
 def _from_path(path, image_shape, size, input_scaling, endpoint, output_key):
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
-        layer = keras.layers.TFSMLayer(path, call_endpoint=endpoint or "serving_default")
+        layer = keras.layers.TFSMLayer(
+            path, call_endpoint=endpoint or "serving_default", trainable=False, dtype="float32"
+        )
         spec = layer._reloaded_obj.signatures[endpoint or "serving_default"]
         inputs = spec.structured_input_signature[1]
         if len(inputs) != 1:
@@ -305,7 +307,8 @@ class BackboneInput(keras.layers.Layer):
     or single channels repeated), scaled by ``scaling``. Always float32.
 
     With ``validate_args``, NaN / Inf or values outside ``[0, 1]`` stop the call with an error
-    that says so.
+    that says so. Antialiased resizing (``ScaleAndTranslate``) has no XLA kernel, so a layer
+    that shrinks its input tells Keras not to JIT-compile the model (``supports_jit``).
     """
 
     def __init__(self, size, channels, scaling="unit", validate_args=True, **kwargs):
@@ -320,6 +323,8 @@ class BackboneInput(keras.layers.Layer):
 
     def call(self, images):
         x = tf.cast(images, tf.float32)
+        shrinks = x.shape[1] is None or x.shape[1] > self.size[0] or x.shape[2] > self.size[1]
+        self.supports_jit = self.supports_jit and not shrinks
         if self.validate_args:
             message = "images must be finite values in [0, 1]"
             checks = [
@@ -330,7 +335,7 @@ class BackboneInput(keras.layers.Layer):
             with tf.control_dependencies(checks):
                 x = tf.identity(x)
         if tuple(x.shape[1:3]) != self.size:
-            x = tf.image.resize(x, self.size, antialias=True)
+            x = tf.image.resize(x, self.size, antialias=shrinks)
         x = convert_channels(x, self.channels)
         return scale(x, self.scaling)
 

@@ -24,6 +24,10 @@ from zoo import backbones, plots, registry
 from zoo.base import DataSpec, Phase, ZooModel
 
 POOLINGS = ("avg", "max", "flatten")
+# TFSMLayer trains copies of a SavedModel's variables that its function never reads.
+_FROZEN_SAVEDMODEL = (
+    "A SavedModel backbone can only be frozen; pass the model's .keras file to fine-tune it."
+)
 
 
 def _pool_layer(pooling, dtype):
@@ -47,7 +51,9 @@ class TransferClassifier(ZooModel, keras.Model):
       backbone: an application name (``"mobilenet_v2"``, ``"efficientnet_v2_b0"``,
         ``"resnet50"``; ``keras.applications`` class names work too), a ``keras.Model`` (a zoo
         model gives its ``feature_extractor()``: an autoencoder's encoder, a GAN's
-        discriminator), or the path of a ``.keras`` file or a SavedModel folder.
+        discriminator), or the path of a ``.keras`` file or a SavedModel folder. A model
+        given as an object is used as it is, not copied, as Keras shares layers: freezing or
+        fine-tuning here freezes or changes it there. A SavedModel backbone can only be frozen.
       num_classes: outputs of the head.
       image_shape: ``(H, W, C)`` of the data the model takes.
       weights: a named backbone's weights: ``"imagenet"`` (from the Keras cache; never
@@ -65,7 +71,8 @@ class TransferClassifier(ZooModel, keras.Model):
         `unfreeze` and kept in the config.
       train_backbone: train every backbone layer, batch norm in training mode (from scratch).
       fine_tune_layers, fine_tune_epochs, fine_tune_learning_rate: the recipe's phase 2
-        (`training_phases`): top layers to unfreeze (``"all"``, a count, or 0 for no phase 2),
+        (`training_phases`): top layers to unfreeze (``"all"``, a count, or 0 for no phase 2;
+        default ``"all"``, 0 for a SavedModel backbone),
         its epochs (default: as phase 1) and Adam's learning rate (default: 1e-5 for an
         application, as the Keras guide fine-tunes ImageNet networks; 1e-3, a tenth of the
         head's, for the small networks the zoo trains).
@@ -89,7 +96,7 @@ class TransferClassifier(ZooModel, keras.Model):
         class_labels=None,
         trainable_layers=0,
         train_backbone=False,
-        fine_tune_layers="all",
+        fine_tune_layers=None,
         fine_tune_epochs=None,
         fine_tune_learning_rate=None,
         validate_args=True,
@@ -116,8 +123,9 @@ class TransferClassifier(ZooModel, keras.Model):
             )
         self.dropout = float(dropout)
         self.train_backbone = bool(train_backbone)
-        self.fine_tune_layers = self._layer_count(fine_tune_layers, "fine_tune_layers")
         self.fine_tune_epochs = None if fine_tune_epochs is None else int(fine_tune_epochs)
+        if self.fine_tune_epochs is not None and self.fine_tune_epochs < 0:
+            raise ValueError(f"fine_tune_epochs must be >= 0, got {fine_tune_epochs}.")
 
         found = backbones.resolve(
             backbone, self.image_shape, weights, input_size, input_scaling, endpoint, output_key
@@ -129,6 +137,17 @@ class TransferClassifier(ZooModel, keras.Model):
             fine_tune_learning_rate = 1e-5 if found.name else 1e-3
         self.fine_tune_learning_rate = float(fine_tune_learning_rate)
         self.output_key = found.output_key
+        self.endpoint = getattr(self.backbone, "call_endpoint", None)
+        if fine_tune_layers is None:
+            fine_tune_layers = 0 if self.endpoint else "all"
+        self.fine_tune_layers = self._layer_count(fine_tune_layers, "fine_tune_layers")
+        if self.endpoint and self.fine_tune_layers != 0:
+            raise ValueError(_FROZEN_SAVEDMODEL)
+        layers = len(self.backbone_layers())
+        if self.fine_tune_layers != "all" and self.fine_tune_layers > layers:
+            raise ValueError(
+                f"The backbone has {layers} layers; cannot fine-tune {fine_tune_layers}."
+            )
         self.input_size = found.input_shape[:2]
         self.input_scaling = found.scaling
         self.preprocess = backbones.BackboneInput(
@@ -150,9 +169,9 @@ class TransferClassifier(ZooModel, keras.Model):
                 "[batch, features] or [batch, height, width, channels]."
             )
         rank4 = features.shape.rank == 4
-        self.pool = _pool_layer(self.pooling, kwargs.get("dtype")) if rank4 else None
+        self.pool = _pool_layer(self.pooling, "float32") if rank4 else None
         pooled = self.pool(features) if self.pool is not None else features
-        self.head_dropout = keras.layers.Dropout(self.dropout, name="head_dropout")
+        self.head_dropout = keras.layers.Dropout(self.dropout, dtype="float32", name="head_dropout")
         self.head = keras.layers.Dense(self.num_classes, dtype="float32", name="head")
         self.head.build((None, int(pooled.shape[-1])))
         self.built = True
@@ -204,6 +223,8 @@ class TransferClassifier(ZooModel, keras.Model):
         n = len(layers) if count == "all" or self.train_backbone else count
         if n > len(layers):
             raise ValueError(f"The backbone has {len(layers)} layers; cannot unfreeze {n}.")
+        if n and self.endpoint:
+            raise ValueError(_FROZEN_SAVEDMODEL)
         self.backbone.trainable = n > 0
         if 0 < n and not self.train_backbone:
             for i, layer in enumerate(layers):
@@ -264,8 +285,14 @@ class TransferClassifier(ZooModel, keras.Model):
 
     def compile_defaults(self, learning_rate=None):
         """Adam at ``learning_rate``, default 1e-2 for a head on a frozen backbone (a linear
-        model on fixed features) and 1e-3 when the whole network trains from scratch."""
-        default = 1e-3 if self.train_backbone else 1e-2
+        model on fixed features), ``fine_tune_learning_rate`` once backbone layers are
+        unfrozen, and 1e-3 when the whole network trains from scratch."""
+        if self.train_backbone:
+            default = 1e-3
+        elif getattr(self, "trainable_layers", 0):
+            default = self.fine_tune_learning_rate
+        else:
+            default = 1e-2
         return {
             "optimizer": keras.optimizers.Adam(learning_rate or default),
             "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -279,11 +306,11 @@ class TransferClassifier(ZooModel, keras.Model):
         if self.train_backbone or self.trainable_layers:
             return [Phase("train" if self.train_backbone else "fine_tuned", int(epochs))]
         phases = [Phase("frozen", int(epochs))]
-        if self.fine_tune_layers != 0:
+        if self.fine_tune_layers != 0 and self.fine_tune_epochs != 0:
             phases.append(
                 Phase(
                     "fine_tuned",
-                    self.fine_tune_epochs or int(epochs),
+                    int(epochs) if self.fine_tune_epochs is None else self.fine_tune_epochs,
                     lambda: self.unfreeze(self.fine_tune_layers),
                 )
             )
@@ -296,7 +323,8 @@ class TransferClassifier(ZooModel, keras.Model):
         half, or those not in ``--classes``), save it under ``OUT/backbone/``, then transfer it
         to the target classes (``--classes``; default: the others) with ``--labels-per-class``
         (default 10) labelled images each. With few labels per class, an epoch is
-        ``--steps-per-epoch`` batches (default 10) of the repeated labelled set."""
+        ``--steps-per-epoch`` batches (default 10) of the repeated labelled set. A
+        ``--time-budget`` is shared half and half between pretraining and transfer."""
         from zoo import training
 
         options = dict(config.options)
@@ -325,6 +353,7 @@ class TransferClassifier(ZooModel, keras.Model):
             options={},
             out=os.path.join(config.output_folder(), "backbone"),
             export=False,
+            time_budget=config.time_budget and config.time_budget / 2,
         )
         print(f"pretraining a conv net on classes {source} for transfer to {target}")
         training.run(pretrain)
@@ -332,7 +361,10 @@ class TransferClassifier(ZooModel, keras.Model):
             config,
             classes=tuple(target),
             labels_per_class=config.labels_per_class or 10,
-            steps_per_epoch=_steps(dataclasses.replace(config, labels_per_class=10)),
+            time_budget=config.time_budget and config.time_budget / 2,
+            steps_per_epoch=_steps(
+                dataclasses.replace(config, labels_per_class=config.labels_per_class or 10)
+            ),
             options={**options, "backbone": os.path.join(pretrain.out, "model.keras")},
         )
 
@@ -416,6 +448,8 @@ class TransferClassifier(ZooModel, keras.Model):
     def get_config(self):
         if self.backbone_name is not None:
             backbone = self.backbone_name
+        elif self.endpoint:
+            backbone = self.backbone.filepath  # a SavedModel is read again from its folder
         else:
             # Through JSON, as a .keras file stores it: tuples become lists.
             backbone = json.loads(json.dumps(keras.saving.serialize_keras_object(self.backbone)))
@@ -428,6 +462,7 @@ class TransferClassifier(ZooModel, keras.Model):
             **self._head_config(),
             "input_size": list(self.input_size),
             "input_scaling": self.input_scaling,
+            "endpoint": self.endpoint,
             "output_key": self.output_key,
             "trainable_layers": self.trainable_layers,
             "train_backbone": self.train_backbone,

@@ -1,3 +1,5 @@
+import dataclasses
+
 import h5py
 import keras
 import numpy as np
@@ -237,22 +239,33 @@ def test_classify_explains_bad_images(pretrained):
 
 
 @pytest.mark.parametrize(
-    "name, preprocess",
+    "name, builder, preprocess, options",
     [
-        ("mobilenet_v2", keras.applications.mobilenet_v2.preprocess_input),
-        ("EfficientNetV2B0", keras.applications.efficientnet_v2.preprocess_input),
-        ("resnet50", keras.applications.resnet50.preprocess_input),
+        ("mobilenet_v2", "MobileNetV2", "mobilenet_v2", {}),
+        (
+            "EfficientNetV2B0",
+            "EfficientNetV2B0",
+            "efficientnet_v2",
+            {"include_preprocessing": True},
+        ),
+        ("resnet50", "ResNet50", "resnet50", {}),
     ],
 )
-def test_named_backbones_carry_their_own_input_scaling(name, preprocess):
+def test_named_backbones_carry_their_own_input_preparation(name, builder, preprocess, options):
     model = TransferClassifier(name, 3, (8, 8, 1), weights=None, input_size=32)
-    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
-    prepared = model.preprocess(x)
-    rgb = tf.image.resize(np.repeat(x, 3, axis=-1), (32, 32), antialias=True).numpy()
-    np.testing.assert_allclose(prepared, preprocess(255.0 * rgb), rtol=1e-5, atol=1e-3)
-    assert model(x).shape == (2, 3)
-    assert model.input_size == (32, 32)
+    assert model.input_size == (32, 32) and model.pooling == "avg"
     assert model.get_config()["backbone"] == backbones.application_name(name)
+    # The model's features of grayscale [0, 1] images are Keras' own network on the RGB
+    # pixels prepared by Keras' own preprocess_input (EfficientNetV2 rescales inside).
+    reference = getattr(keras.applications, builder)(
+        include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg", **options
+    )
+    reference.set_weights(model.backbone.get_weights())
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    rgb = tf.image.resize(np.repeat(x, 3, axis=-1), (32, 32)).numpy()
+    pixels = getattr(keras.applications, preprocess).preprocess_input(255.0 * rgb)
+    np.testing.assert_allclose(model.features(x), reference(pixels), rtol=1e-4, atol=1e-4)
+    assert model(x).shape == (2, 3)
 
 
 def test_imagenet_weights_come_from_the_cache_or_fail_at_once(tmp_path, monkeypatch):
@@ -314,3 +327,60 @@ def test_compile_without_arguments_is_the_recipe(pretrained, few_labels):
     model.fit(train, epochs=1, steps_per_epoch=10, verbose=0)
     last = model.evaluate(test, verbose=0, return_dict=True)
     assert last["loss"] < first["loss"] and last["accuracy"] > first["accuracy"] + 0.3
+
+
+def test_a_savedmodel_backbone_is_frozen_and_read_again_from_its_folder(tmp_path):
+    x = next(iter(data.load("digits", "test", scaling="unit", batch_size=8)[0])).numpy()
+    ae = autoencoder.Autoencoder((8, 8, 1), architecture="conv", filters=4, latent_dim=6)
+    saved = export.export(ae, str(tmp_path), model_name="ae")
+    model = TransferClassifier(saved, 4, (8, 8, 1), endpoint="encode")
+    assert model.output_key == "z" and [p.name for p in model.training_phases(3)] == ["frozen"]
+    clone = TransferClassifier.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone(x), model(x))
+    low = TransferClassifier(saved, 4, (8, 8, 1), endpoint="encode", dtype="mixed_bfloat16")
+    np.testing.assert_allclose(low.features(x), ae.encode(x), atol=1e-5)
+    with pytest.raises(ValueError, match="can only be frozen"):
+        model.unfreeze()
+    with pytest.raises(ValueError, match="can only be frozen"):
+        TransferClassifier(saved, 4, (8, 8, 1), endpoint="encode", fine_tune_layers=2)
+
+
+def test_an_unfrozen_model_compiles_at_the_fine_tuning_rate(pretrained):
+    model = TransferClassifier(pretrained, 5, (8, 8, 1), trainable_layers=3)
+    assert [p.name for p in model.training_phases(2)] == ["fine_tuned"]
+    model.compile()
+    assert float(model.optimizer.learning_rate) == pytest.approx(model.fine_tune_learning_rate)
+    with pytest.raises(ValueError, match="cannot fine-tune 99"):
+        TransferClassifier(pretrained, 5, (8, 8, 1), fine_tune_layers=99)
+    no_epochs = TransferClassifier(pretrained, 5, (8, 8, 1), fine_tune_epochs=0)
+    assert [p.name for p in no_epochs.training_phases(2)] == ["frozen"]
+
+
+def test_plan_run_repeats_only_small_labelled_sets(pretrained):
+    from zoo import training
+
+    base = training.RunConfig(model="transfer", options={"backbone": pretrained})
+    plan = TransferClassifier.plan_run
+    assert plan(dataclasses.replace(base, labels_per_class=10)).steps_per_epoch == 10
+    assert plan(dataclasses.replace(base, labels_per_class=150)).steps_per_epoch is None
+    assert (
+        plan(dataclasses.replace(base, labels_per_class=5, steps_per_epoch=3)).steps_per_epoch == 3
+    )
+    with pytest.raises(ValueError, match="source_classes is for pretraining"):
+        plan(dataclasses.replace(base, options={"backbone": pretrained, "source_classes": [1]}))
+
+
+def test_xla_compiles_the_train_step_unless_the_input_shrinks():
+    x = np.random.default_rng(0).uniform(size=(8, 8, 8, 1)).astype(np.float32)
+    y = np.arange(8) % 3
+    grows = TransferClassifier(backbones.conv_net((16, 16, 1), 4), 3, (8, 8, 1))
+    grows.compile(jit_compile=True)
+    assert grows.jit_compile is True
+    history = grows.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    shrinks = TransferClassifier(backbones.conv_net((4, 4, 1), 4), 3, (8, 8, 1))
+    assert shrinks.preprocess.supports_jit is False
+    with pytest.warns(UserWarning, match="doesn't support `jit_compile=True`"):
+        shrinks.compile(jit_compile=True)
+    assert shrinks.jit_compile is False
