@@ -9,6 +9,7 @@ from zoo.flows import NICE, ImageFlow, RealNVP
 from zoo.gan import DCGAN, GAN
 from zoo.registry import create_model, list_models
 from zoo.transfer import ConvClassifier, TransferClassifier
+from zoo.transflow import Transflow
 
 __all__ = [
     "DCGAN",
@@ -21,6 +22,7 @@ __all__ = [
     "ImageFlow",
     "RealNVP",
     "TransferClassifier",
+    "Transflow",
     "create_model",
     "list_models",
 ]

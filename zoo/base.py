@@ -30,7 +30,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-SCALINGS = ("dequantize", "unit", "symmetric")
+SCALINGS = ("dequantize", "centered", "unit", "symmetric")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,9 @@ class DataSpec:
     """What a model asks of `zoo.data.load`.
 
     Attributes:
-      scaling: ``"dequantize"`` (``(x + u) / K`` in ``[0, 1)``, for densities), ``"unit"``
+      scaling: ``"dequantize"`` (``(x + u) / K`` in ``[0, 1)``, for densities),
+        ``"centered"`` (``(x + 1/2) / K``, the bins' centres: the mean of the dequantized
+        value, a deterministic input for a density model), ``"unit"``
         (``x / (K - 1)`` in ``[0, 1]``) or ``"symmetric"`` (``[-1, 1]``, for a tanh output).
       labels: batches are ``(images, labels)`` rather than images.
     """

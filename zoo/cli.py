@@ -9,6 +9,8 @@ zoo sample runs/realnvp-digits/model.keras -n 64 --temperature 0.7
 zoo evaluate runs/realnvp-digits/model.keras --dataset digits --split test
 zoo export runs/realnvp-digits/model.keras --base-dir serving --name realnvp
 zoo train transfer                      # pretrain on digits 0-4, transfer to 5-9, 10 labels each
+zoo transflow saved_models/realnvp_mnist/1 --dataset saved_models/realnvp_mnist/examples.npz \
+    --split "test[:50]" --test-split "test[50:]"
 zoo train transfer --set backbone=runs/classifier-digits/model.keras --classes 5 6 7 8 9 \
     --labels-per-class 1 --steps-per-epoch 10
 """
@@ -79,6 +81,26 @@ def train(args):
         temperature=args.temperature,
         seed=args.seed,
         options=_parse_set(args.set),
+        out=args.out,
+        verbose=args.verbose,
+        command="zoo " + " ".join(args.argv),
+    )
+    return training.run(config)
+
+
+def transflow_command(args):
+    from zoo import training
+
+    config = _run_config(
+        args,
+        model="transflow",
+        train_split=args.split,
+        test_split=args.test_split,
+        labels_per_class=args.examples_per_class,
+        epochs=1,
+        temperature=args.temperature,
+        seed=args.seed,
+        options={"flow": args.flow, "strength": args.strength, "variance": args.variance},
         out=args.out,
         verbose=args.verbose,
         command="zoo " + " ".join(args.argv),
@@ -213,6 +235,29 @@ def build_parser():
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL-DATASET)")
     p.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
     p.set_defaults(func=train)
+
+    p = sub.add_parser(
+        "transflow",
+        help="fit Transflow posteriors of a trained flow to a few examples: samples.png, "
+        "interpolation.png; with labels, few-shot accuracy and confusion_matrix.png",
+    )
+    p.add_argument("flow", help="a flow's .keras file or exported SavedModel folder")
+    _data_options(p, batch_size=256)
+    p.add_argument("--split", default="train", help="the examples, e.g. 'test[:50]'")
+    p.add_argument("--test-split", default="test", help="images to classify / score")
+    p.add_argument(
+        "--examples-per-class",
+        type=int,
+        default=None,
+        metavar="K",
+        help="draw K examples of each class from --split (with --seed)",
+    )
+    p.add_argument("--strength", type=float, default=1.0, help="the prior's weight, in examples")
+    p.add_argument("--variance", choices=["fixed", "estimate"], default="fixed")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--out", default=None, help="output folder (default runs/transflow-DATASET)")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=transflow_command)
 
     p = sub.add_parser("list", help="the zoo's models: name, task, class, description")
     p.set_defaults(func=list_command)

@@ -94,8 +94,9 @@ def load(
       image_size: ``(height, width)`` to resize to; pixels are re-quantized to the levels.
       color: ``"grayscale"`` or ``"rgb"`` to convert to; None keeps the source's channels.
       scaling: ``"dequantize"``: ``(x + u) / K`` with ``u ~ U[0, 1)``, in ``[0, 1)``, the input
-        density models need (`tfflows.uniform_dequantize`); ``"unit"``: ``x / (K - 1)`` in
-        ``[0, 1]``; ``"symmetric"``: ``2 x / (K - 1) - 1`` in ``[-1, 1]``.
+        density models need (`tfflows.uniform_dequantize`); ``"centered"``: ``(x + 1/2) / K``,
+        the bins' centres; ``"unit"``: ``x / (K - 1)`` in ``[0, 1]``; ``"symmetric"``:
+        ``2 x / (K - 1) - 1`` in ``[-1, 1]``.
       dequantize_seed: fixed dequantization noise (the same every epoch), e.g. for reproducible
         evaluation; by default the noise is drawn afresh each epoch.
       with_labels: yield ``(image, label)`` pairs.
@@ -231,6 +232,8 @@ def _scale(ds, num_levels, scaling, seed):
         return ds.map(lambda image, label: (image / top, label))
     if scaling == "symmetric":
         return ds.map(lambda image, label: (2.0 * image / top - 1.0, label))
+    if scaling == "centered":
+        return ds.map(lambda image, label: ((image + 0.5) / float(num_levels), label))
     if seed is None:
         return ds.map(
             lambda image, label: (uniform_dequantize(image, num_levels), label),

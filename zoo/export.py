@@ -49,6 +49,8 @@ def export(model, base_dir, model_name=None, version=None, verbose=False):
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
+        for resource in getattr(model, "export_resources", list)():
+            archive.track(resource)
         for name, (fn, input_signature) in endpoints.items():
             archive.add_endpoint(name, fn, input_signature=input_signature)
         archive.write_out(staging, verbose=verbose)
@@ -58,7 +60,9 @@ def export(model, base_dir, model_name=None, version=None, verbose=False):
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, "signatures.json"), "w") as f:
-            json.dump({"model": type(model).__name__, "inputs": signatures}, f, indent=2)
+            manifest = {"model": type(model).__name__, "inputs": signatures}
+            manifest["metadata"] = getattr(model, "export_metadata", dict)()
+            json.dump(manifest, f, indent=2)
         os.rename(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -81,6 +81,15 @@ class ImageFlow(ZooModel, tfflows.Flow):
         """Images in ``[0, 1]``: samples of the dequantized density, clipped to the pixel range."""
         return tf.clip_by_value(super().sample(num_samples, temperature, seed), 0.0, 1.0)
 
+    def export_metadata(self):
+        """What a user of the SavedModel needs beyond its signatures (e.g. Transflow)."""
+        return {
+            "base_distribution": self.base_distribution,
+            "image_shape": list(self.image_shape),
+            "latent_shape": list(self.latent_shape),
+            "num_levels": self.num_levels,
+        }
+
     def serving_endpoints(self):
         """Signatures for `zoo.export`: ``log_prob`` (also ``serving_default``), ``sample``,
         ``encode``, ``decode``. Inputs ``images`` ``[batch, H, W, C]`` float32 in ``[0, 1]``

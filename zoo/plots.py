@@ -9,11 +9,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def sample_grid(images, path, title=None):
-    """Writes ``images`` ``[N, H, W, C]`` in ``[0, 1]`` as one PNG grid."""
+def sample_grid(images, path, title=None, columns=None):
+    """Writes ``images`` ``[N, H, W, C]`` in ``[0, 1]`` as one PNG grid (``columns`` wide;
+    default: square)."""
     images = np.clip(np.asarray(images), 0.0, 1.0)
     n, h, w, c = images.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     grid = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, c), np.float32)
     for i, image in enumerate(images):

@@ -154,6 +154,8 @@ def test_scalings_are_affine_maps_of_the_same_levels():
     symmetric = np.stack(as_numpy(data.load("digits", "test[:40]", scaling="symmetric")[0]))
     np.testing.assert_allclose((symmetric + 1.0) * 8.0, levels, atol=1e-5)
     assert symmetric.min() == -1.0 and symmetric.max() == 1.0
+    centered = np.stack(as_numpy(data.load("digits", "test[:40]", scaling="centered")[0]))
+    np.testing.assert_allclose(centered, (levels + 0.5) / 17.0, atol=1e-5)
     with pytest.raises(ValueError, match="scaling must be one of"):
         data.load("digits", scaling="minus_one_to_one")
 
