@@ -143,4 +143,13 @@ class ZooModel:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """``cls(**config)`` with nested serialized Keras objects (sub-networks such as a
+        GAN's generator, a backbone, a flow) deserialized."""
+        return cls(
+            **{
+                key: keras.saving.deserialize_keras_object(value)
+                if isinstance(value, dict) and {"class_name", "config"} <= value.keys()
+                else value
+                for key, value in config.items()
+            }
+        )

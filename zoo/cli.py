@@ -98,6 +98,7 @@ def transflow_command(args):
         test_split=args.test_split,
         labels_per_class=args.examples_per_class,
         epochs=1,
+        mixed_precision="off",  # no gradients: nothing to gain
         temperature=args.temperature,
         seed=args.seed,
         options={"flow": args.flow, "strength": args.strength, "variance": args.variance},

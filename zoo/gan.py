@@ -334,14 +334,6 @@ class GAN(ZooModel, keras.Model):
             **self._game_config(),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator", "judge"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
-
 
 def upsampling_stages(height, width, max_stages=3, min_size=2):
     """Stride-2 stages a DCGAN can use: the most (up to ``max_stages``) that halve both sides

@@ -479,13 +479,6 @@ class TransferClassifier(ZooModel, keras.Model):
             "validate_args": self.preprocess.validate_args,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("backbone"), dict):
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
-
 
 def _steps(config, few=100):
     """Batches per epoch: 10 when at most ``few`` labels per class, else the run's own."""

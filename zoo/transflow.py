@@ -34,6 +34,7 @@ recomputes it from its data; ``observe`` adds to it), and ``.keras`` / SavedMode
 it with nothing special.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -63,7 +64,7 @@ class SavedModelFlow(tf.Module):
         super().__init__(name="saved_model_flow")
         if not os.path.exists(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"No SavedModel at {path!r} (no saved_model.pb).")
-        self.path = path
+        self.path = os.path.abspath(path)
         self.loaded = tf.saved_model.load(path)
         missing = {"encode", "decode"} - set(self.loaded.signatures)
         if missing:
@@ -149,8 +150,11 @@ class Transflow(ZooModel, keras.Model):
             raise ValueError(f"strength must be positive, got {strength}.")
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
-        self.flow_path = os.fspath(flow) if isinstance(flow, str | os.PathLike) else None
         self.flow = load_flow(flow)
+        if isinstance(flow, str | os.PathLike):
+            self.flow_path = os.path.abspath(os.fspath(flow))
+        else:
+            self.flow_path = getattr(self.flow, "path", None)
         if isinstance(self.flow, keras.Model):
             self.flow.trainable = False
         base = getattr(self.flow, "base_distribution", "normal")
@@ -175,7 +179,7 @@ class Transflow(ZooModel, keras.Model):
                 dtype="float64",
                 trainable=False,
                 autocast=False,
-                aggregation="sum",
+                aggregation="mean",
                 name=name,
             )
             for s, name in (((self.num_classes,), "count"), (shape, "total"), (shape, "squares"))
@@ -200,13 +204,15 @@ class Transflow(ZooModel, keras.Model):
 
     @property
     def metrics(self):
+        if self.num_classes == 1:
+            return [self.log_prob_tracker]
         return [self.accuracy_tracker, self.log_prob_tracker]
 
     # The statistics.
 
     def latents(self, images):
         """``f(x)`` flattened, ``[batch, D]`` float64."""
-        z = self.flow.encode(tf.convert_to_tensor(images, tf.float32))
+        z = self.flow.encode(tf.cast(images, tf.float32))
         return tf.cast(tf.reshape(z, [tf.shape(z)[0], -1]), tf.float64)
 
     def reset_statistics(self):
@@ -222,7 +228,12 @@ class Transflow(ZooModel, keras.Model):
             labels, tf.cast(self.num_classes, tf.int64), f"labels must be < {self.num_classes}"
         )
         tf.debugging.assert_non_negative(labels, "labels must be >= 0")
-        one_hot = tf.one_hot(labels, self.num_classes, dtype=tf.float64)
+        # Under tf.distribute a mirrored variable's new value is the mean of the replicas'
+        # (a "sum" aggregation would sum v + d_r, counting v once per replica): so each
+        # replica adds N times its share, and the mean adds the sum of the shares.
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        one_hot = tf.one_hot(labels, self.num_classes, dtype=tf.float64) * float(replicas)
         self.count.assign_add(tf.reduce_sum(one_hot, axis=0))
         self.total.assign_add(tf.matmul(one_hot, z, transpose_a=True))
         self.total_squares.assign_add(tf.matmul(one_hot, tf.square(z), transpose_a=True))
@@ -245,17 +256,25 @@ class Transflow(ZooModel, keras.Model):
     def posterior(self):
         """Per class: ``mean`` ``m_n``, ``mean_variance`` (of ``mu``), and the predictive's
         ``df`` (inf for ``"fixed"``: normal) and ``scale`` ``[num_classes, D]``, float64."""
-        n = self.count[:, None]
+        return self._posterior(self.count, self.total, self.total_squares)
+
+    def prior(self):
+        """`posterior` with no examples, ``[1, D]`` each."""
+        zeros = tf.zeros([1, self.total.shape[1]], tf.float64)
+        return self._posterior(tf.zeros([1], tf.float64), zeros, zeros)
+
+    def _posterior(self, count, total, total_squares):
+        n = count[:, None]
         kappa = self.strength + n
-        mean = self.total / kappa
+        mean = total / kappa
         s2 = tf.constant(self.base_variance, tf.float64)
         if self.variance == "fixed":
             sigma2 = s2 * tf.ones_like(mean)
             df = tf.fill(tf.shape(mean), tf.constant(np.inf, tf.float64))
             scale2 = sigma2 * (1.0 + 1.0 / kappa)
         else:
-            zbar = self.total / tf.maximum(n, 1.0)
-            squares = tf.maximum(self.total_squares - n * tf.square(zbar), 0.0)
+            zbar = total / tf.maximum(n, 1.0)
+            squares = tf.maximum(total_squares - n * tf.square(zbar), 0.0)
             alpha = self.strength / 2.0 + 1.0 + n / 2.0
             beta = (
                 self.strength * s2 / 2.0
@@ -275,6 +294,11 @@ class Transflow(ZooModel, keras.Model):
     def training_phases(self, epochs):
         """One pass over the data computes the posterior; more would recompute it."""
         return [Phase("fit", 1)]
+
+    @classmethod
+    def plan_run(cls, config):
+        """Every example once: no repeated epochs of a few examples (``steps_per_epoch``)."""
+        return dataclasses.replace(config, steps_per_epoch=None)
 
     def _predictive(self, posterior):
         if self.variance == "fixed":
@@ -345,15 +369,13 @@ class Transflow(ZooModel, keras.Model):
 
     def interpolate(self, start="prior", end=0, steps=8, temperature=0.0, seed=None):
         """Images decoded along a straight path of predictives, from ``start`` to ``end``
-        (``"prior"`` or a class id): mean and scale move linearly, one noise draw shared."""
-        posterior = self.posterior()
-        prior_mean = tf.zeros_like(posterior["mean"][0])
-        prior_sd = math.sqrt(self.base_variance * (1.0 + 1.0 / self.strength))
-        prior_scale = tf.fill(tf.shape(prior_mean), tf.constant(prior_sd, tf.float64))
+        (``"prior"`` or a class id): mean and scale move linearly, one normal noise draw
+        shared by the path."""
+        posterior, prior = self.posterior(), self.prior()
 
         def ends(which):
             if which == "prior":
-                return prior_mean, prior_scale
+                return prior["mean"][0], prior["scale"][0]
             return posterior["mean"][int(which)], posterior["scale"][int(which)]
 
         (m0, s0), (m1, s1) = ends(start), ends(end)
@@ -453,20 +475,13 @@ class Transflow(ZooModel, keras.Model):
             "class_labels": self.class_labels,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("flow"), dict):
-            config["flow"] = keras.saving.deserialize_keras_object(config["flow"])
-        return cls(**config)
-
 
 def _stateless(seed):
     """A shape-[2] int32 stateless seed (TFP's dtype) from None, an int or a pair."""
     if seed is None:
         return tf.random.uniform([2], 0, 2**31 - 1, tf.int32)
-    if isinstance(seed, int):
-        return tf.constant([seed, 0], tf.int32)
+    if np.ndim(seed) == 0:
+        return tf.constant([int(seed), 0], tf.int32)
     return tf.cast(seed, tf.int32)
 
 

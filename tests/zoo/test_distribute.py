@@ -1,5 +1,5 @@
-"""Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: a flow, and a
-transfer classifier through both phases.
+"""Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: a flow, a
+transfer classifier through both phases, and Transflow's statistics.
 
 Logical devices must be configured before TensorFlow initializes, so this runs in a subprocess.
 Batches divide evenly by the replicas: with Keras 3.15 / TF 2.21, `evaluate` under
@@ -59,6 +59,21 @@ SCRIPT = textwrap.dedent(
     assert kernels and all(
         not np.array_equal(w.numpy(), f)
         for w, f in zip(model.backbone.weights, frozen) if w.path.endswith("kernel"))
+
+    # Transflow's statistics are summed over the replicas: one count per example.
+    from zoo import transflow
+    flow = flows.RealNVP(info.image_shape, 17, num_scales=1, filters=4, num_blocks=1)
+    labelled, _ = data.load("digits", "train[:256]", batch_size=64, scaling="centered",
+                            with_labels=True)
+    with strategy.scope():
+        tf_model = transflow.Transflow(flow, num_classes=10)
+        tf_model.compile()
+    tf_model.fit(labelled, verbose=0)
+    reference = transflow.Transflow(flow, num_classes=10)
+    for x, y in labelled:
+        reference.observe(x, y)
+    assert tf_model.count.numpy().sum() == 256, tf_model.count.numpy()
+    np.testing.assert_allclose(tf_model.total.numpy(), reference.total.numpy(), rtol=1e-5)
     print("OK", before, after)
     """
 )

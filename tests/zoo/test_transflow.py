@@ -15,6 +15,7 @@ from zoo.transflow import Transflow
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
 DIGITS_FLOW = os.path.join(ROOT, "realnvp_digits", "1")
 NICE_FLOW = os.path.join(ROOT, "nice_digits", "1")
+FLAT_FLOW = os.path.join(ROOT, "realnvp_flat_digits", "1")
 
 
 class Identity:
@@ -144,7 +145,9 @@ def digits():
     return train, test, info
 
 
-@pytest.mark.parametrize("flow", [DIGITS_FLOW, NICE_FLOW], ids=["realnvp", "nice"])
+@pytest.mark.parametrize(
+    "flow", [DIGITS_FLOW, NICE_FLOW, FLAT_FLOW], ids=["realnvp", "nice", "realnvp_flat"]
+)
 def test_few_shot_digits_from_the_shipped_flows(flow, digits):
     train, test, info = digits
     model = Transflow.from_data(info, flow=flow, variance="estimate")
@@ -192,7 +195,7 @@ def test_keras_citizen_round_trips_and_export(digits, tmp_path):
     checks.check_export_in_fresh_process(tmp_path)
     # From the .keras file by path: the path is kept in the config, the posterior in the file.
     by_path = Transflow(str(tmp_path / "flow.keras"), 10)
-    assert by_path.get_config()["flow"] == str(tmp_path / "flow.keras")
+    assert by_path.get_config()["flow"] == os.path.abspath(tmp_path / "flow.keras")
     same = make()
     same.flow.set_weights(flow.get_weights())
     for m in (by_path, same):
@@ -215,7 +218,7 @@ def test_zoo_transflow_command_on_a_shipped_savedmodel(tmp_path):
         with open(os.path.join(out, picture), "rb") as f:
             assert f.read(4) == b"\x89PNG", picture
     with open(os.path.join(out, "metrics.json")) as f:
-        assert json.load(f)["config"]["flow"] == DIGITS_FLOW
+        assert json.load(f)["config"]["flow"] == os.path.abspath(DIGITS_FLOW)
     # The export carries the SavedModel flow's functions along with the posterior.
     loaded = tf.saved_model.load(metrics["export"])
     test, _ = data.load("digits", "test", batch_size=64, scaling="centered")
@@ -240,3 +243,15 @@ def test_interpolation_moves_from_the_prior_to_the_posterior_and_between_classes
     np.testing.assert_allclose(strip, np.linspace(0, 1, 5)[:, None] * means[0], atol=1e-6)
     between = model.interpolate(0, 1, steps=3).numpy()
     np.testing.assert_allclose(between, [means[0], means.mean(axis=0), means[1]], atol=1e-6)
+
+
+def test_the_prior_end_of_a_path_is_the_prior_predictive():
+    for variance in ("fixed", "estimate"):
+        model = Transflow(Identity(2), num_classes=2, variance=variance, strength=3.0)
+        model.observe(np.array([[0.5, 0.5]]), np.array([0]))
+        prior, empty = model.prior(), model.posterior()
+        for key in ("mean", "scale", "df"):
+            np.testing.assert_allclose(prior[key][0], empty[key][1])  # class 1 saw nothing
+        # A path from the prior to a class with no examples stays where it is.
+        path = model.interpolate("prior", 1, steps=4, temperature=0.1, seed=[0, 0]).numpy()
+        np.testing.assert_allclose(path, np.repeat(path[:1], 4, axis=0), atol=1e-7)
