@@ -171,7 +171,9 @@ def run(config):
         else None
     )
     steady_batches = sum(b.steady_batches for b in budgets)
-    steady = steady_batches * config.batch_size / max(sum(b.steady_seconds for b in budgets), 1e-9)
+    steady_seconds = sum(b.steady_seconds for b in budgets)
+    # None when every phase was one batch long: no steady-state batch to time.
+    steady = steady_batches * config.batch_size / steady_seconds if steady_batches else None
     headline = model.headline(results)
     metrics = {
         "model": config.model,
@@ -184,7 +186,7 @@ def run(config):
         "train_examples": info.num_examples,
         "epochs_run": epoch,
         "train_seconds": round(seconds, 1),
-        "train_examples_per_second": round(steady, 1),
+        "train_examples_per_second": round(steady, 1) if steady else None,
         **headline,
         "held_out": {k: float(v) for k, v in results.items()},
         **({"phases": phase_figures} if phase_figures else {}),
@@ -203,7 +205,8 @@ def run(config):
         json.dump(metrics, f, indent=2, default=str)
     figures = ", ".join(f"{k} {v}" for k, v in headline.items())
     speed = metrics["train_examples_per_second"]
-    print(f"held-out: {figures}; {speed} examples/s, {seconds:.0f} s")
+    speed = f"{speed} examples/s" if speed else "too short to time"
+    print(f"held-out: {figures}; {speed}, {seconds:.0f} s")
     written = ["model.keras", "loss_curve.png", *pictures, "metrics.json"]
     print(f"wrote {', '.join(written)} in {out}" + (f"; export {exported}" if exported else ""))
     return metrics
