@@ -33,6 +33,13 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.best = float("inf")
 
+    def on_train_begin(self, logs=None):
+        """Removes temporaries a killed save left behind (``save_atomically``'s names)."""
+        if os.path.isdir(self.folder):
+            for name in os.listdir(self.folder):
+                if name.startswith(".") and name.endswith(".tmp.keras"):
+                    os.remove(os.path.join(self.folder, name))
+
     def _save(self, name):
         os.makedirs(self.folder, exist_ok=True)
         save_atomically(self.model, os.path.join(self.folder, name))

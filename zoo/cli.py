@@ -296,6 +296,16 @@ def run(argv=None):
 
 
 def main(argv=None):
-    """The console script: exit status 0 on success (`sys.exit(main())`)."""
-    run(argv)
+    """The console script: exit status 0 on success, 2 with one line on stderr for a user
+    error (a bad option, a missing or corrupt file, bad data); ``ZOO_TRACEBACK=1`` re-raises."""
+    from zoo import data
+
+    try:
+        run(argv)
+    except (ValueError, FileNotFoundError, data.DatasetUnavailableError) as error:
+        if os.environ.get("ZOO_TRACEBACK"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"zoo: error: {message}", file=sys.stderr)
+        return 2
     return 0

@@ -131,6 +131,8 @@ def load(
         ds, num_classes, num_examples, classes = _select(
             ds, name, split, num_classes, num_examples, classes, per_class, seed
         )
+    if num_examples == 0:
+        raise ValueError(f"Split {split!r} of {name!r} is empty.")
     shape = tuple(shape)
     if image_size is not None:
         shape = (int(image_size[0]), int(image_size[1]), shape[2])
@@ -262,6 +264,19 @@ def _parse_split(split):
     return match["split"], slice(start, stop)
 
 
+def _checked(window, size, split):
+    """``window`` of a split of ``size`` examples; ValueError if it reaches past the split's
+    ends (rather than silently cutting it) or selects nothing."""
+    for bound in (window.start, window.stop):
+        if bound is not None and not -size <= bound <= size:
+            raise ValueError(
+                f"Split {split!r} reaches example {bound}, but it has {size} examples."
+            )
+    if not range(size)[window]:
+        raise ValueError(f"Split {split!r} is empty (of {size} examples).")
+    return window
+
+
 def _digits(split):
     from sklearn.datasets import load_digits
 
@@ -271,7 +286,7 @@ def _digits(split):
     parts = {"train": order[:DIGITS_TRAIN_SIZE], "test": order[DIGITS_TRAIN_SIZE:]}
     if base not in parts:
         raise ValueError(f"The digits dataset has splits 'train' and 'test', not {base!r}.")
-    index = parts[base][window]
+    index = parts[base][_checked(window, len(parts[base]), split)]
     images = digits.images[index].astype(np.uint8)[..., None]
     return images, digits.target[index]
 
@@ -308,6 +323,7 @@ def _load_local(path, split):
                 f"{labels_path} has {len(labels)} labels for {len(images)} images."
             )
     images = images[..., None] if images.ndim == 3 else images
+    window = _checked(window, len(images), split)
     labels = None if labels is None else labels[window]
     num_levels = 256 if images.dtype == np.uint8 else int(images.max()) + 1
     num_classes = None if labels is None else 10

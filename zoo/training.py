@@ -9,6 +9,7 @@ for it (``data_spec``), create from the data's description, compile with the mod
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -51,6 +52,34 @@ class RunConfig:
     verbose: bool = False
     export: bool = True
     command: str | None = None
+
+    def check(self):
+        """Raises ValueError naming the first option that makes no sense, before anything runs."""
+        counts = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "labels_per_class": self.labels_per_class,
+        }
+        for name, value in counts.items():
+            if value is None and name in ("steps_per_epoch", "labels_per_class"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+        positives = {
+            "learning_rate": self.learning_rate,
+            "time_budget": self.time_budget,
+            "temperature": self.temperature,
+        }
+        for name, value in positives.items():
+            if value is None and name != "temperature":
+                continue
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(
+                f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
+            )
 
     def output_folder(self):
         name = os.path.basename(os.path.normpath(str(self.dataset)))
@@ -99,6 +128,7 @@ def run(config):
     from zoo import callbacks, export, plots, registry
 
     cls = registry.entry(config.model).cls
+    config.check()
     config = cls.plan_run(config)
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.mixed_precision)

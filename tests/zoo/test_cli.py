@@ -185,3 +185,33 @@ def test_evaluate_a_transfer_model_on_its_own_classes(trained_transfer):
     out, metrics = trained_transfer
     result = cli.run(["evaluate", os.path.join(out, "model.keras")])
     assert abs(result["accuracy"] - metrics["held_out"]["accuracy"]) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--epochs", "0"], "epochs must be a whole number >= 1, got 0"),
+        (["--batch-size", "0"], "batch_size must be a whole number >= 1, got 0"),
+        (["--learning-rate", "nan"], "learning_rate must be a finite number > 0, got nan"),
+        (["--temperature", "-1"], "temperature must be a finite number > 0, got -1.0"),
+        (["--train-split", "train[5:2]"], "Split 'train[5:2]' is empty"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2_before_writing(option, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "realnvp", "--out", str(out), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("zoo: error: ") and message in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_stale_checkpoint_temporaries_are_removed_and_checkpoints_kept(tmp_path):
+    from zoo import callbacks
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / ".best.keras.123.tmp.keras").write_bytes(b"half a zip")  # a killed save
+    (folder / "best.keras").write_bytes(b"the previous checkpoint")
+    callbacks.AtomicCheckpoint(str(folder)).on_train_begin()
+    assert os.listdir(folder) == ["best.keras"]
+    assert (folder / "best.keras").read_bytes() == b"the previous checkpoint"

@@ -199,3 +199,11 @@ def test_bad_class_selections_are_explained():
         data.load("digits", "train", classes=[3], per_class=1000)
     with pytest.raises(ValueError, match="per_class must be at least 1"):
         data.load("digits", "train", per_class=0)
+
+
+def test_empty_or_overlong_splits_are_refused():
+    with pytest.raises(ValueError, match=r"Split 'train\[5:2\]' is empty"):
+        data.load("digits", "train[5:2]")
+    with pytest.raises(ValueError, match=r"reaches example 100000, but it has 297"):
+        data.load("digits", "test[:100000]")
+    assert data.load("digits", "test[-10:]")[1].num_examples == 10
