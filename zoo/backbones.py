@@ -244,8 +244,7 @@ def resolve(
             f"backbone must be a name in {sorted(APPLICATIONS)}, a path or a Keras model, "
             f"got {type(backbone).__name__}."
         )
-    own = _input_shape(backbone)
-    input_shape = (*(size or (own or image_shape)[:2]), (own or image_shape)[2])
+    input_shape = _input_shape_for(_input_shape(backbone), image_shape, size)
     return Backbone(backbone, input_shape, _scaling(scaling or "unit"), output_key=output_key)
 
 
@@ -264,7 +263,7 @@ def _from_path(path, image_shape, size, input_scaling, endpoint, output_key):
         if output_key is None and len(outputs) != 1:
             raise ValueError(f"The SavedModel's signature has outputs {outputs}; pass output_key.")
         key = output_key or outputs[0]
-        input_shape = (*(size or (own or image_shape)[:2]), (own or image_shape)[2])
+        input_shape = _input_shape_for(own, image_shape, size)
         return Backbone(layer, input_shape, _scaling(input_scaling or "unit"), output_key=key)
     if str(path).endswith(".keras") and os.path.isfile(path):
         import zoo  # noqa: F401  (registers the zoo's classes)
@@ -291,6 +290,12 @@ def _scaling(scaling):
     if scaling not in SCALINGS:
         raise ValueError(f"input_scaling must be one of {SCALINGS}, got {scaling!r}.")
     return scaling
+
+
+def _input_shape_for(own, image_shape, size):
+    """The network's own input shape if it has one, else the data's; resized to ``size``."""
+    h, w, c = own or image_shape
+    return (*(size or (h, w)), c)
 
 
 def _input_shape(network):

@@ -71,6 +71,14 @@ def standard_normal(shape, seed=None):
     return tf.random.normal(shape, seed=seed)
 
 
+def class_labels(labels, num_classes):
+    """The dataset's label of each of ``num_classes`` outputs (default ``0 .. k-1``), checked."""
+    labels = [int(c) for c in (range(num_classes) if labels is None else labels)]
+    if len(labels) != num_classes:
+        raise ValueError(f"class_labels has {len(labels)} labels for {num_classes} classes.")
+    return labels
+
+
 class ZooModel:
     """Mixin for zoo models (listed first among the bases: ``class M(ZooModel, keras.Model)``)."""
 

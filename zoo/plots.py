@@ -106,3 +106,17 @@ def confusion_matrix(true, predicted, path, class_names, title=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return counts
+
+
+def held_out_confusion(data, predict, path, class_names, who):
+    """`confusion_matrix` of ``predict(images)`` (class ids) over ``data``'s ``(images,
+    labels)`` batches, titled with ``who`` and the accuracy; returns the accuracy."""
+    true, predicted = [], []
+    for images, labels in data:
+        true.append(np.asarray(labels))
+        predicted.append(np.asarray(predict(images)))
+    true, predicted = np.concatenate(true), np.concatenate(predicted)
+    accuracy = float(np.mean(true == predicted))
+    title = f"{who}: held-out accuracy {accuracy:.3f} ({len(true)} images)"
+    confusion_matrix(true, predicted, path, class_names, title)
+    return accuracy

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import backbones, plots, registry
+from zoo import backbones, base, plots, registry
 from zoo.base import DataSpec, Phase, ZooModel
 
 POOLINGS = ("avg", "max", "flatten")
@@ -115,12 +115,7 @@ class TransferClassifier(ZooModel, keras.Model):
         if fine_tune_learning_rate is not None and float(fine_tune_learning_rate) <= 0:
             raise ValueError(f"fine_tune_learning_rate must be positive: {fine_tune_learning_rate}")
         self.num_classes = int(num_classes)
-        labels = range(self.num_classes) if class_labels is None else class_labels
-        self.class_labels = [int(c) for c in labels]
-        if len(self.class_labels) != self.num_classes:
-            raise ValueError(
-                f"class_labels has {len(self.class_labels)} labels for {num_classes} classes."
-            )
+        self.class_labels = base.class_labels(class_labels, self.num_classes)
         self.dropout = float(dropout)
         self.train_backbone = bool(train_backbone)
         self.fine_tune_epochs = None if fine_tune_epochs is None else int(fine_tune_epochs)
@@ -383,18 +378,12 @@ class TransferClassifier(ZooModel, keras.Model):
 
     def write_artifacts(self, out, data, seed=0, temperature=1.0):
         """``confusion_matrix.png`` of the held-out data."""
-        true, predicted = [], []
-        for images, labels in data:
-            true.append(labels.numpy())
-            predicted.append(tf.argmax(self(images), axis=-1).numpy())
-        true, predicted = np.concatenate(true), np.concatenate(predicted)
-        accuracy = float(np.mean(true == predicted))
-        plots.confusion_matrix(
-            true,
-            predicted,
+        plots.held_out_confusion(
+            data,
+            lambda images: tf.argmax(self(images), axis=-1),
             os.path.join(out, "confusion_matrix.png"),
-            class_names=[str(c) for c in self.class_labels],
-            title=f"{self.name}: held-out accuracy {accuracy:.3f} ({len(true)} images)",
+            [str(c) for c in self.class_labels],
+            self.name,
         )
         return ["confusion_matrix.png"]
 

@@ -46,6 +46,7 @@ import tensorflow_probability as tfp
 
 from zoo import plots, registry
 from zoo.base import DataSpec, Phase, ZooModel
+from zoo.base import class_labels as class_labels_of
 
 tfd = tfp.distributions
 
@@ -162,10 +163,7 @@ class Transflow(ZooModel, keras.Model):
             raise ValueError(f"No Transflow rule for a {base!r} base.")
         self.base_variance = BASE_VARIANCE[base]
         self.num_classes = int(num_classes)
-        labels = range(self.num_classes) if class_labels is None else class_labels
-        self.class_labels = [int(c) for c in labels]
-        if len(self.class_labels) != self.num_classes:
-            raise ValueError(f"class_labels has {len(self.class_labels)} labels for {num_classes}.")
+        self.class_labels = class_labels_of(class_labels, self.num_classes)
         self.strength = float(strength)
         self.variance = variance
         self.image_shape = tuple(int(n) for n in self.flow.image_shape)
@@ -409,17 +407,12 @@ class Transflow(ZooModel, keras.Model):
         )
         written = ["samples.png", "interpolation.png"]
         if self.num_classes > 1:
-            true, predicted = [], []
-            for x, y in data:
-                true.append(y.numpy())
-                predicted.append(self.classify(x)["class_ids"].numpy())
-            true, predicted = np.concatenate(true), np.concatenate(predicted)
-            plots.confusion_matrix(
-                true,
-                predicted,
+            plots.held_out_confusion(
+                data,
+                lambda images: self.classify(images)["class_ids"],
                 os.path.join(out, "confusion_matrix.png"),
                 [str(c) for c in self.class_labels],
-                f"Transflow: accuracy {np.mean(true == predicted):.3f} on {len(true)} images",
+                "Transflow",
             )
             written.append("confusion_matrix.png")
         return written
