@@ -15,7 +15,9 @@ import textwrap
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
 
+from tests.serving import Servable
 from zoo import export
 
 # Runs in a fresh interpreter from an empty folder: loads the SavedModel with TensorFlow alone
@@ -51,6 +53,38 @@ def _first_input(batch):
     return batch[0] if isinstance(batch, tuple) else batch
 
 
+def _optimizers(model):
+    return [v for v in vars(model).values() if isinstance(v, keras.optimizers.Optimizer)]
+
+
+def _state(model):
+    """Every variable a train step may change: the model's and its optimizers' (a loss-scale
+    optimizer's own scale is left out: lowering it is how it answers an overflow; so are random
+    number generators' states)."""
+    variables = [v for v in model.variables if "seed_generator" not in v.path]
+    for optimizer in _optimizers(model):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = optimizer.inner_optimizer
+        variables += optimizer.variables
+    return variables
+
+
+def _with_nan(batch):
+    """``batch`` with a NaN in its first example's first input."""
+    images = np.array(_first_input(batch), dtype=np.float32)
+    images.reshape(len(images), -1)[0, 0] = np.nan
+    return (images, *batch[1:]) if isinstance(batch, tuple) else images
+
+
+class _SnapshotAfterFirstBatch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        values = [np.array(v.numpy()) for v in _state(self.model)]
+        if batch == 0:
+            self.first = values
+        else:
+            self.second = values
+
+
 def _compute_dtypes(model):
     return {layer.compute_dtype for layer in model._flatten_layers(include_self=False)}
 
@@ -74,6 +108,10 @@ class ModelChecks:
         self.atol = atol
 
     def _compiled(self, **overrides):
+        """A compiled instance; its input checks off where it has them, so that the same
+        (traced) model can then take a NaN batch in `check_non_finite_step_is_skipped`."""
+        if "validate_args" in self.make().get_config():
+            overrides.setdefault("validate_args", False)
         model = self.make(**overrides)
         model.compile(**model.compile_defaults())
         return model
@@ -109,6 +147,50 @@ class ModelChecks:
         assert any(changed), "one fit step changed no weight"
         return model
 
+    def check_non_finite_step_is_skipped(self, model):
+        """On ``model`` (compiled, input checks off): a batch with a NaN is skipped: no
+        variable of the model or its optimizers changes, it is counted, the epoch's figures stay
+        finite, and the next clean step trains."""
+        # A float16 loss scale starts high and may overflow (and skip) the first steps.
+        model.fit(tf.data.Dataset.from_tensors(self.batch).repeat(3), verbose=0)
+        snapshot = _SnapshotAfterFirstBatch()
+        data = tf.data.Dataset.from_tensors(self.batch).concatenate(
+            tf.data.Dataset.from_tensors(_with_nan(self.batch))
+        )
+        history = model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[snapshot])
+        assert history.history["skipped_steps"] == [1.0], history.history
+        for first, second, v in zip(snapshot.first, snapshot.second, _state(model), strict=True):
+            np.testing.assert_array_equal(second, first, err_msg=v.path)
+        assert all(np.isfinite(v[-1]) for v in history.history.values()), history.history
+        before = [np.array(v.numpy()) for v in model.trainable_variables]
+        history = model.fit(
+            tf.data.Dataset.from_tensors(self.batch), epochs=1, verbose=0, shuffle=False
+        )
+        assert history.history["skipped_steps"] == [0.0], history.history
+        after = [v.numpy() for v in model.trainable_variables]
+        assert not before or any(
+            not np.array_equal(a, b) for a, b in zip(after, before, strict=True)
+        )
+
+    def check_failed_fit_leaves_model_usable(self, model):
+        """A ``fit`` that fails on a batch of the wrong rank leaves ``model`` (compiled) able to
+        train."""
+        images = np.asarray(_first_input(self.batch))[..., None]
+        wrong = (images, *self.batch[1:]) if isinstance(self.batch, tuple) else images
+        try:
+            model.fit(tf.data.Dataset.from_tensors(wrong), verbose=0)
+        except Exception:
+            pass
+        else:
+            raise AssertionError("fit accepted images of rank 5")
+        before = [np.array(v.numpy()) for v in model.trainable_variables]
+        history = model.fit(tf.data.Dataset.from_tensors(self.batch), verbose=0)
+        assert all(np.isfinite(v[-1]) for v in history.history.values()), history.history
+        after = [v.numpy() for v in model.trainable_variables]
+        assert not before or any(
+            not np.array_equal(a, b) for a, b in zip(after, before, strict=True)
+        )
+
     def check_keras_reload(self, tmp_path, model=None):
         model = model or self.check_fit_step_changes_weights()
         path = os.path.join(str(tmp_path), "model.keras")
@@ -132,9 +214,7 @@ class ModelChecks:
         assert compute in _compute_dtypes(model), _compute_dtypes(model)
         assert type(model).from_config(model.get_config()).dtype_policy.name == policy
         if policy == "mixed_float16":
-            optimizers = [
-                v for v in vars(model).values() if isinstance(v, keras.optimizers.Optimizer)
-            ]
+            optimizers = _optimizers(model)
             assert optimizers and all(
                 isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers
             ), optimizers
@@ -152,6 +232,7 @@ class ModelChecks:
             assert np.all(np.isfinite(low[key])), key
             scale = np.max(np.abs(full[key])) + 1.0
             assert np.max(np.abs(low[key] - full[key])) < 0.05 * scale, key
+        return model
 
     def check_export_in_fresh_process(self, tmp_path):
         model = self.make()
@@ -184,12 +265,68 @@ class ModelChecks:
         assert got.keys() == expected.keys()
         for key, value in expected.items():
             np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=self.atol, err_msg=key)
+        self.check_served_like_tf_serving(path, inputs, expected)
         return path
+
+    def check_served_like_tf_serving(self, path, inputs, expected):
+        """The export as TF Serving serves it (`tests.serving`): it loads and warms up, declares
+        its signatures in ``signatures.json`` as the SavedModel does, answers gRPC and REST
+        (row and columnar) requests as the model does, and names the expected shape when a
+        client sends another."""
+        servable = Servable(path)
+        with open(os.path.join(path, "assets.extra", "signatures.json")) as f:
+            declared = json.load(f)["signatures"]
+        assert declared == export.signature_specs(path)
+        assert set(declared) == set(servable.signatures) and servable.warmed_up == len(declared)
+
+        def close(got, want, key):
+            got = np.asarray(got, dtype=np.asarray(want).dtype)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=self.atol, err_msg=key)
+
+        for name, kwargs in inputs.items():
+            want = {k[len(name) + 1 :]: v for k, v in expected.items() if k.startswith(name + "/")}
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = name
+            for key, value in kwargs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            response = servable.predict(request)
+            assert set(response.outputs) == set(want) == set(declared[name]["outputs"])
+            for key, value in want.items():
+                close(tf.make_ndarray(response.outputs[key]), value, f"grpc {name}/{key}")
+            columns = {k: np.asarray(v).tolist() for k, v in kwargs.items()}
+            answer = servable.rest({"signature_name": name, "inputs": columns})
+            outputs = answer["outputs"] if len(want) > 1 else {next(iter(want)): answer["outputs"]}
+            for key, value in want.items():
+                close(outputs[key], value, f"rest columns {name}/{key}")
+            if (
+                all(np.ndim(v) >= 1 for v in kwargs.values())
+                and len({len(v) for v in kwargs.values()}) == 1
+            ):
+                n = len(next(iter(kwargs.values())))
+                rows = [{k: np.asarray(v)[i].tolist() for k, v in kwargs.items()} for i in range(n)]
+                answer = servable.rest({"signature_name": name, "instances": rows})
+                assert "predictions" in answer, answer
+                for key, value in want.items():
+                    got = [p[key] if len(want) > 1 else p for p in answer["predictions"]]
+                    close(got, value, f"rest rows {name}/{key}")
+            for key in kwargs:
+                spec = declared[name]["inputs"][key]["shape"]
+                if len(spec) == 4 and spec[1] > 0:  # an image batch of fixed size
+                    wrong = np.zeros((2, spec[1] + 1, spec[2] + 1, spec[3]), np.float32)
+                    answer = servable.rest(
+                        {"signature_name": name, "inputs": {**columns, key: wrong.tolist()}}
+                    )
+                    shape = ", ".join(map(str, spec[1:]))
+                    assert f"input {key} must be float32 [batch, {shape}]" in answer.get(
+                        "error", ""
+                    ), answer
 
     def run_all(self, tmp_path):
         self.check_config_round_trip()
         trained = self.check_fit_step_changes_weights()
+        self.check_non_finite_step_is_skipped(trained)
+        self.check_failed_fit_leaves_model_usable(trained)
         self.check_keras_reload(tmp_path, trained)
-        for policy in ("mixed_bfloat16", "mixed_float16"):
-            self.check_precision(policy)
+        self.check_precision("mixed_bfloat16")
+        self.check_non_finite_step_is_skipped(self.check_precision("mixed_float16"))
         self.check_export_in_fresh_process(tmp_path)

@@ -1,12 +1,13 @@
 """`Flow`: a chain of bijectors over a base distribution, as a trainable Keras model."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfflows.bijectors import _walk
 from tfflows.bijectors._base import deserialize_config
-from tfflows.gradient_step import minimize
+from tfflows.gradient_step import minimize, record_step, skipped_steps_metric
 
 tfd = tfp.distributions
 
@@ -25,6 +26,22 @@ def weighted_mean(values, sample_weight):
         w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
     total = tf.reduce_sum(w)
     return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total
+
+
+def sampling_arguments(num_samples, temperature):
+    """``(num_samples, temperature)`` checked: a whole number >= 1 and a finite number >= 0
+    (0: the mode); tensors pass unchecked (a graph checks its own). Raises ValueError."""
+    if not tf.is_tensor(num_samples):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
+            raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}.")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}.")
+        num_samples = int(num_samples)
+    if not tf.is_tensor(temperature):
+        if not isinstance(temperature, int | float | np.number) or not 0 <= temperature < np.inf:
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}.")
+        temperature = float(temperature)
+    return num_samples, temperature
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -74,6 +91,7 @@ class Flow(keras.Model):
             _walk.inverse_event_shape(self._bijectors, self.event_shape).as_list()
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.skipped_steps = skipped_steps_metric()
         self.built = True
 
     @property
@@ -82,7 +100,7 @@ class Flow(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker]
+        return [self.loss_tracker, self.skipped_steps]
 
     def base(self, temperature=1.0):
         """The base distribution over latents, scaled by ``temperature`` (1 = the model's)."""
@@ -131,6 +149,9 @@ class Flow(keras.Model):
 
     def log_prob(self, x, training=False):
         """Log-density (nats) of each example of ``x``, in float32."""
+        x = tf.convert_to_tensor(x)
+        if x.shape.rank and x.shape[0] == 0:  # e.g. Conv2D's bias add fails on an empty batch
+            return tf.zeros([0], tf.float32)
         z, log_det = self.encode_with_log_det(x, training)
         return self.base().log_prob(z) + log_det
 
@@ -140,6 +161,7 @@ class Flow(keras.Model):
         ``seed`` is an int (stateful: a new draw each call) or a shape-[2] stateless seed such as
         ``[1, 2]`` (the same draw every call).
         """
+        num_samples, temperature = sampling_arguments(num_samples, temperature)
         z = self.base(temperature).sample(num_samples, seed=seed)
         return self.decode(z)
 
@@ -162,14 +184,18 @@ class Flow(keras.Model):
             log_prob = self.log_prob(x, training=True)
             return weighted_mean(-log_prob, sample_weight)[0], log_prob
 
-        _, log_prob = minimize(self.optimizer, self.trainable_weights, loss_fn)
-        self.update_metrics(log_prob, sample_weight)
+        _, log_prob, applied = minimize(
+            self.optimizer, self.trainable_weights, loss_fn, state=self.non_trainable_weights
+        )
+        record_step(
+            applied, self.skipped_steps, lambda: self.update_metrics(log_prob, sample_weight)
+        )
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self.update_metrics(self.log_prob(x), sample_weight)
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in self.metrics if m is not self.skipped_steps}
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -1,24 +1,101 @@
-"""The gradient step every custom ``train_step`` shares: replica- and loss-scaled."""
+"""The gradient step every custom ``train_step`` shares: replica- and loss-scaled, and never
+applied when the loss or a gradient is not finite."""
 
+import keras
 import tensorflow as tf
 
 
-def minimize(optimizer, variables, loss_fn):
-    """Takes one optimizer step on ``variables`` down the gradient of ``loss_fn()``.
+def all_finite(tensors):
+    """A scalar bool: every element of every (non-None) tensor in ``tensors`` is finite."""
+    checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+def minimize(optimizer, variables, loss_fn, state=(), when=True):
+    """Takes one optimizer step on ``variables`` down the gradient of ``loss_fn()``, unless the
+    loss or a gradient is not finite: then nothing changes.
 
     ``loss_fn`` returns ``(loss, aux)``: ``loss`` the per-replica mean objective (a float32
     scalar), ``aux`` anything the caller wants back (e.g. per-example log-probs for metrics).
     The loss is divided by the number of replicas, since a `tf.distribute` strategy sums
     gradients across replicas: the step then follows the global-batch mean. It is multiplied by
     the loss scale of a ``keras.optimizers.LossScaleOptimizer`` (``optimizer.scale_loss``; a no-op
-    for other optimizers), which unscales the gradients, and skips the update when any is not
-    finite, in ``apply``.
+    for other optimizers), which unscales the gradients.
 
-    Returns ``(loss, aux)``.
+    A step is skipped when the loss or any gradient has a NaN or an infinity on any replica:
+    neither the variables nor the optimizer's state (moments, iteration count) change, and the
+    ``state`` variables (e.g. batch-norm moving statistics that the forward pass assigned) are
+    put back as they were. ``when`` False (a scalar bool tensor) skips the step as well, e.g. a
+    GAN's generator step after a skipped discriminator step. A ``LossScaleOptimizer`` makes the
+    same decision itself, and also halves its scale, so an overflowing float16 step is skipped
+    the same way.
+
+    Returns ``(loss, aux, applied)``, ``applied`` a scalar bool, the same on every replica.
     """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    before = [tf.identity(v) for v in state]
     with tf.GradientTape() as tape:
         loss, aux = loss_fn()
         scaled = optimizer.scale_loss(loss / replicas)
-    optimizer.apply(tape.gradient(scaled, variables), variables)
-    return loss, aux
+    grads = tape.gradient(scaled, variables)
+    applied = tf.logical_and(all_replicas(all_finite([loss, *grads])), when)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # It skips non-finite gradients and lowers its scale; a non-finite loss must skip too.
+        grads = [tf.where(applied, g, float("nan")) if g is not None else g for g in grads]
+        optimizer.apply(grads, variables)
+    else:
+        _apply_if(optimizer, applied, grads, variables)
+    for variable, value in zip(state, before, strict=True):
+        variable.assign(tf.where(applied, variable, value))
+    return loss, aux, applied
+
+
+def all_replicas(flag):
+    """``flag`` and-ed over all replicas (every replica then takes the same branch)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return flag
+    failures = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(flag, tf.float32))
+    return failures < 0.5
+
+
+def _apply_if(optimizer, applied, grads, variables):
+    """``optimizer.apply(grads, variables)`` when ``applied``, as Keras' LossScaleOptimizer does
+    it: a strategy that updates through ``merge_call`` (e.g. ``MirroredStrategy``) must branch in
+    its cross-replica context."""
+    if not optimizer.built:
+        optimizer.build(variables)
+
+    def apply(grads):
+        optimizer.apply(grads, variables)
+
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(applied, lambda: apply(grads), lambda: None)
+        return
+
+    def cross_replica(strategy, applied, grads):
+        def apply_everywhere():
+            strategy.extended.call_for_each_replica(apply, args=(grads,))
+
+        tf.cond(strategy.experimental_local_results(applied)[0], apply_everywhere, lambda: None)
+
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(applied, grads))
+
+
+def skipped_steps_metric():
+    """The ``skipped_steps`` count a train step reports (see `record_step`)."""
+    return keras.metrics.Sum(name="skipped_steps")
+
+
+def record_step(applied, skipped_steps, update_metrics):
+    """Counts a skipped step in ``skipped_steps``; calls ``update_metrics()`` (the step's metric
+    updates) only when the step was applied, so that an epoch's training figures are those of
+    the steps taken."""
+    # Replicas' updates are summed: each adds its share.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    skipped_steps.update_state((1.0 - tf.cast(applied, tf.float32)) / replicas)
+
+    def update():
+        update_metrics()
+
+    tf.cond(applied, update, lambda: None)

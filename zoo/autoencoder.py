@@ -34,9 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfflows import minimize
-from tfflows.flow import weighted_mean
+from tfflows.flow import sampling_arguments, weighted_mean
+from tfflows.gradient_step import record_step, skipped_steps_metric
 from zoo import plots, registry
-from zoo.base import DataSpec, ZooModel, standard_normal
+from zoo.base import DataSpec, ZooModel, standard_normal, whole_number, whole_numbers
 from zoo.gan import upsampling_stages
 
 ARCHITECTURES = ("dense", "conv")
@@ -60,14 +61,12 @@ def _check_architecture(image_shape, architecture, latent_dim, hidden_units, fil
         raise ValueError(
             f"architecture='conv' needs image_shape (H, W, C), got {list(image_shape)}."
         )
-    if int(latent_dim) < 1:
-        raise ValueError(f"latent_dim must be at least 1, got {latent_dim}.")
-    hidden_units = tuple(int(n) for n in hidden_units)
-    if any(n < 1 for n in hidden_units):
-        raise ValueError(f"hidden_units must be positive, got {list(hidden_units)}.")
-    if int(filters) < 1:
-        raise ValueError(f"filters must be at least 1, got {filters}.")
-    return image_shape, int(latent_dim), hidden_units, int(filters)
+    return (
+        image_shape,
+        whole_number("latent_dim", latent_dim),
+        whole_numbers("hidden_units", hidden_units),
+        whole_number("filters", filters),
+    )
 
 
 def _check_activation(name, what):
@@ -323,6 +322,7 @@ class Autoencoder(ZooModel, keras.Model):
         self._latent = keras.activations.get(latent_activation or "linear")
         self._output = keras.activations.get(output_activation or "linear")
         self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", "mse", "psnr")]
+        self.skipped_steps = skipped_steps_metric()
         self.built = True
 
     @property
@@ -331,12 +331,12 @@ class Autoencoder(ZooModel, keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers)
+        return [*self.trackers, self.skipped_steps]
 
     def encode(self, x, training=False):
         """The code ``z = f(x)``, float32 ``[batch, latent_dim]``; in training, with the code
         noise."""
-        h = tf.cast(self.encoder(tf.cast(x, tf.float32), training=training), tf.float32)
+        h = tf.cast(self.encoder(self.images(x), training=training), tf.float32)
         if training and self.code_noise_std:
             h += self.code_noise_std * tf.random.normal(tf.shape(h))
         return self._latent(h)
@@ -381,8 +381,13 @@ class Autoencoder(ZooModel, keras.Model):
             logits = self._logits(self.encode(inputs, training=True), training=True)
             return weighted_mean(self.per_example_loss(x, logits), sample_weight)[0], logits
 
-        _, logits = minimize(self.optimizer, self.trainable_weights, loss_fn)
-        return self._update_metrics(x, logits, sample_weight)
+        _, logits, applied = minimize(
+            self.optimizer, self.trainable_weights, loss_fn, state=self.non_trainable_weights
+        )
+        record_step(
+            applied, self.skipped_steps, lambda: self._update_metrics(x, logits, sample_weight)
+        )
+        return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -645,6 +650,7 @@ class VAE(ZooModel, keras.Model):
         if self.reports_bits:
             names.append("bits_per_dim")
         self.trackers = [keras.metrics.Mean(name=n) for n in names]
+        self.skipped_steps = skipped_steps_metric()
         self.built = True
 
     @classmethod
@@ -662,13 +668,13 @@ class VAE(ZooModel, keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers)
+        return [*self.trackers, self.skipped_steps]
 
     # The model.
 
     def posterior(self, x, training=False):
         """``(mu, log sigma^2)`` of ``q(z | x)``, float32 ``[batch, latent_dim]`` each."""
-        h = tf.cast(self.encoder(tf.cast(x, tf.float32), training=training), tf.float32)
+        h = tf.cast(self.encoder(self.images(x), training=training), tf.float32)
         return tf.split(h, 2, axis=-1)
 
     def _likelihood_params(self, z, training=False):
@@ -712,9 +718,7 @@ class VAE(ZooModel, keras.Model):
         a log-probability of the discrete data (so <= 0). Decodes ``k`` times the batch at once.
         """
         x = tf.cast(x, tf.float32)
-        k = int(num_samples)
-        if k < 1:
-            raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
+        k = whole_number("num_samples", num_samples)
         n = tf.shape(x)[0]
         mean, log_var = self.posterior(x)
         eps = standard_normal([k, n, self.latent_dim], seed)
@@ -758,7 +762,8 @@ class VAE(ZooModel, keras.Model):
     def sample(self, num_samples, temperature=1.0, seed=None):
         """``num_samples`` images in ``[0, 1]``: decoder means at ``z ~ N(0, T^2 I)``. ``seed``:
         an int (stateful) or a shape-[2] stateless seed."""
-        z = standard_normal([int(num_samples), self.latent_dim], seed)
+        num_samples, temperature = sampling_arguments(num_samples, temperature)
+        z = standard_normal([num_samples, self.latent_dim], seed)
         return self.decode(temperature * z)
 
     # Training.
@@ -778,8 +783,15 @@ class VAE(ZooModel, keras.Model):
             log_likelihood, kl = self.elbo_terms(x, eps, training=True)
             return weighted_mean(kl - log_likelihood, sample_weight)[0], (log_likelihood, kl)
 
-        _, (log_likelihood, kl) = minimize(self.optimizer, self.trainable_weights, loss_fn)
-        return self._update_metrics(log_likelihood, kl, sample_weight)
+        _, (log_likelihood, kl), applied = minimize(
+            self.optimizer, self.trainable_weights, loss_fn, state=self.non_trainable_weights
+        )
+        record_step(
+            applied,
+            self.skipped_steps,
+            lambda: self._update_metrics(log_likelihood, kl, sample_weight),
+        )
+        return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

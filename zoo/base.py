@@ -28,6 +28,7 @@ registering itself (`zoo.registry.register`).
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 SCALINGS = ("dequantize", "centered", "unit", "symmetric")
@@ -71,6 +72,33 @@ def standard_normal(shape, seed=None):
     return tf.random.normal(shape, seed=seed)
 
 
+def whole_number(name, value, minimum=1):
+    """``value`` as an int; a ValueError naming ``name`` unless it is a whole number (not a
+    bool, a float or a string) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def whole_numbers(name, values, minimum=1):
+    """``values`` (a list or tuple, maybe empty) as a tuple of ints, each checked by
+    `whole_number`."""
+    if not isinstance(values, list | tuple):
+        raise ValueError(
+            f"{name} must be a list of whole numbers >= {minimum}, e.g. [256, 256]; got {values!r}."
+        )
+    return tuple(whole_number(name, v, minimum) for v in values)
+
+
+def positive_number(name, value):
+    """``value`` as a float; a ValueError naming ``name`` unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    if not 0 < value < np.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return float(value)
+
+
 def class_labels(labels, num_classes):
     """The dataset's label of each of ``num_classes`` outputs (default ``0 .. k-1``), checked."""
     labels = [int(c) for c in (range(num_classes) if labels is None else labels)]
@@ -84,6 +112,7 @@ class ZooModel:
 
     data_spec = DataSpec()
     monitor = "val_loss"
+    min_batch_size = 1  # e.g. 2 where batch statistics of one example are meaningless
 
     @classmethod
     def from_data(cls, info, **options):
@@ -135,6 +164,20 @@ class ZooModel:
                 f"The model expects data with {levels} levels; {info.name} has {info.num_levels}."
             )
 
+    def images(self, x):
+        """``x`` as a float32 tensor, after a static check that it is a batch of the model's
+        images ``[batch, H, W, C]`` (a ValueError naming both shapes otherwise)."""
+        x = tf.convert_to_tensor(x)
+        expected = tuple(self.image_shape)
+        if x.shape.rank is not None and (
+            x.shape.rank != len(expected) + 1 or not x.shape[1:].is_compatible_with(expected)
+        ):
+            raise ValueError(
+                f"{type(self).__name__} expects images [batch, {', '.join(map(str, expected))}]; "
+                f"got shape {x.shape.as_list()}."
+            )
+        return tf.cast(x, tf.float32)
+
     def training_phases(self, epochs):
         """The recipe's phases; one by default."""
         return [Phase("train", int(epochs))]
@@ -148,6 +191,19 @@ class ZooModel:
         """``(network, scaling)``: a Keras network from images scaled as ``scaling`` (see
         `zoo.backbones`) to features; what `zoo.TransferClassifier` builds on."""
         raise NotImplementedError(f"{type(self).__name__} has no feature extractor.")
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``; after a failure (a bad batch shape, an interrupt) the model stays
+        usable: Keras keeps the half-traced train function, whose next trace would fail with
+        "Creating variables on a non-first call", so it is dropped and traced afresh."""
+        try:
+            history = super().fit(*args, **kwargs)
+        except BaseException:
+            self.train_function = self.test_function = self.predict_function = None
+            raise
+        if not history.history and kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0):
+            raise ValueError("fit got no training data: the dataset is empty.")
+        return history
 
     @classmethod
     def from_config(cls, config):

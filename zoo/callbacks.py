@@ -1,9 +1,24 @@
 """Training callbacks the zoo's command line uses."""
 
 import os
+import shutil
 import time
 
 import keras
+import numpy as np
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped because its steps kept having a non-finite loss or gradient."""
+
+
+def non_finite_variables(model):
+    """Paths of ``model``'s floating-point variables that hold a NaN or an infinity."""
+    return [
+        v.path
+        for v in model.variables
+        if np.issubdtype(np.dtype(v.dtype), np.floating) and not np.isfinite(v.numpy()).all()
+    ]
 
 
 def save_atomically(model, path):
@@ -18,20 +33,40 @@ def save_atomically(model, path):
             os.remove(staging)
 
 
+def _link_atomically(folder, source, name):
+    """``folder/name`` becomes the file ``folder/source`` (a hard link; a copy where links are
+    not supported), replacing the old ``name`` in one step."""
+    staging = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
+    try:
+        try:
+            os.link(os.path.join(folder, source), staging)
+        except OSError:
+            shutil.copyfile(os.path.join(folder, source), staging)
+        os.replace(staging, os.path.join(folder, name))
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Saves ``last.keras`` every epoch and ``best.keras`` on a new lowest ``monitor`` value
-    (``monitor`` None: ``last.keras`` only).
+    """Saves the model (weights and optimizer state) after every epoch as
+    ``resume-NNNN.keras``, which ``last.keras`` then names, as does ``best.keras`` on a new lowest
+    ``monitor`` value (``monitor`` None: no ``best.keras``); then calls
+    ``on_saved(epoch, logs, file_name, best)`` (`zoo.training.run` records its `zoo.resume`
+    state there) and removes older ``resume-*`` files.
 
     Keras' ``ModelCheckpoint`` writes the file in place, so an interrupted save leaves a broken
-    checkpoint under the final name; this writes to a temporary file in the same folder and
-    renames it over the old one (``os.replace`` is atomic).
+    checkpoint under the final name; here every file is complete before it is renamed into place
+    (``os.replace`` is atomic), so a kill leaves the previous one. A model with non-finite
+    weights is not saved.
     """
 
-    def __init__(self, folder, monitor="val_loss"):
+    def __init__(self, folder, monitor="val_loss", best=float("inf"), on_saved=None):
         super().__init__()
         self.folder = folder
         self.monitor = monitor
-        self.best = float("inf")
+        self.best = best
+        self.on_saved = on_saved
 
     def on_train_begin(self, logs=None):
         """Removes temporaries a killed save left behind (``save_atomically``'s names)."""
@@ -40,16 +75,60 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 if name.startswith(".") and name.endswith(".tmp.keras"):
                     os.remove(os.path.join(self.folder, name))
 
-    def _save(self, name):
-        os.makedirs(self.folder, exist_ok=True)
-        save_atomically(self.model, os.path.join(self.folder, name))
-
     def on_epoch_end(self, epoch, logs=None):
-        self._save("last.keras")
-        value = (logs or {}).get(self.monitor) if self.monitor else None
+        logs = logs or {}
+        bad = non_finite_variables(self.model)
+        if bad:
+            print(f"not saving epoch {epoch + 1}: non-finite weights in {', '.join(bad[:3])}")
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        name = f"resume-{epoch + 1:04d}.keras"
+        save_atomically(self.model, os.path.join(self.folder, name))
+        _link_atomically(self.folder, name, "last.keras")
+        value = logs.get(self.monitor) if self.monitor else None
         if value is not None and value < self.best:
-            self.best = value
-            self._save("best.keras")
+            self.best = float(value)
+            _link_atomically(self.folder, name, "best.keras")
+        if self.on_saved is not None:
+            self.on_saved(epoch, logs, name, self.best)
+        for other in os.listdir(self.folder):
+            if other.startswith("resume-") and other != name:
+                os.remove(os.path.join(self.folder, other))
+
+
+class SkippedStepsGuard(keras.callbacks.Callback):
+    """Stops training after ``patience`` consecutive skipped train steps (the ``skipped_steps``
+    a zoo model's train step logs: a non-finite loss or gradient, see `tfflows.minimize`).
+
+    A few in a row are normal early in float16 training, while the loss scale comes down; a
+    long run of them means the run has diverged or the data holds NaN / inf. ``failure`` then
+    says what happened (`zoo.training.run` raises `TrainingDiverged` with it).
+    """
+
+    def __init__(self, patience=25):
+        super().__init__()
+        self.patience = patience
+        self.total = 0
+        self.failure = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.seen, self.in_a_row = epoch, 0.0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        skipped = float((logs or {}).get("skipped_steps", 0.0))
+        if skipped > self.seen + 0.5:
+            self.total += 1
+            self.in_a_row += 1
+        else:
+            self.in_a_row = 0
+        self.seen = skipped
+        if self.in_a_row >= self.patience:
+            self.failure = (
+                f"training stopped in epoch {self.epoch + 1}: {self.in_a_row} steps in a row had "
+                "a non-finite loss or gradient and were skipped; lower the learning rate or look "
+                "for NaN / inf in the data"
+            )
+            self.model.stop_training = True
 
 
 class TimeBudget(keras.callbacks.Callback):

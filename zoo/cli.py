@@ -20,8 +20,21 @@ import ast
 import json
 import os
 import sys
+import zipfile
 
+RESTART_HELP = (
+    "start over in --out; without it, a rerun resumes the interrupted run there (same options)"
+)
 COMMON_EPILOG = "Models: {models}. Datasets: 'digits' (embedded), a TFDS name, or a local path."
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it is None / False or the help already says it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _parse_set(items):
@@ -30,7 +43,7 @@ def _parse_set(items):
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise ValueError(f"--set expects key=value, got {item!r}.")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -43,9 +56,15 @@ def _load_model(path):
 
     import zoo  # noqa: F401  (registers the zoo's classes for deserialization)
 
-    if not os.path.exists(path):
-        raise SystemExit(f"No model file at {path!r} (expected a .keras file from `zoo train`).")
-    return keras.saving.load_model(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at {path!r} (a .keras file from `zoo train`).")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras file: not a zip archive (truncated or corrupt?).")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras reports a damaged archive in many ways
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"Cannot load {path}: {type(error).__name__}: {reason}") from error
 
 
 def _run_config(args, **fields):
@@ -58,6 +77,7 @@ def _run_config(args, **fields):
         download=args.download,
         image_size=tuple(args.image_size) if args.image_size else None,
         color=args.color,
+        num_levels=args.num_levels,
         classes=tuple(args.classes) if args.classes else None,
         batch_size=args.batch_size,
         **fields,
@@ -83,6 +103,7 @@ def train(args):
         options=_parse_set(args.set),
         out=args.out,
         verbose=args.verbose,
+        restart=args.restart,
         command="zoo " + " ".join(args.argv),
     )
     return training.run(config)
@@ -104,17 +125,20 @@ def transflow_command(args):
         options={"flow": args.flow, "strength": args.strength, "variance": args.variance},
         out=args.out,
         verbose=args.verbose,
+        restart=args.restart,
         command="zoo " + " ".join(args.argv),
     )
     return training.run(config)
 
 
 def sample(args):
+    from tfflows.flow import sampling_arguments
     from zoo import plots
 
+    sampling_arguments(args.num, args.temperature)
     model = _load_model(args.model_path)
     if not hasattr(model, "sample"):
-        raise SystemExit(f"{type(model).__name__} does not sample; it has no generative model.")
+        raise ValueError(f"{type(model).__name__} does not sample; it has no generative model.")
     images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0])
     plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
     print(f"wrote {args.num} samples to {args.out}")
@@ -128,10 +152,7 @@ def evaluate(args):
         args.classes = model.class_labels
     config = _run_config(args, model=model.name)
     ds, info = training.load_data(config, args.split, model.data_spec, dequantize_seed=args.seed)
-    try:
-        model.check_data(info)
-    except ValueError as error:
-        raise SystemExit(str(error)) from error
+    model.check_data(info)
     result = model.evaluate(ds, verbose=0, return_dict=True)
     print(json.dumps({"dataset": info.name, "split": args.split, **result}))
     return result
@@ -139,7 +160,10 @@ def evaluate(args):
 
 def export_command(args):
     from zoo import export
+    from zoo.base import whole_number
 
+    if args.version is not None:
+        whole_number("--version", args.version)
     model = _load_model(args.model_path)
     path = export.export(model, args.base_dir, model_name=args.name, version=args.version)
     print(f"exported to {path}")
@@ -167,14 +191,20 @@ def _data_options(parser, batch_size):
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize images")
     parser.add_argument("--color", choices=["grayscale", "rgb"], help="convert images")
     parser.add_argument(
+        "--num-levels",
+        type=int,
+        metavar="K",
+        help="pixel levels 0..K-1 of a local file (needed unless its pixels are uint8 or bool)",
+    )
+    parser.add_argument(
         "--classes",
         type=int,
         nargs="+",
         metavar="LABEL",
         help="keep these labels, renumbered 0..k-1 in this order",
     )
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="examples per batch")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, data order, noise")
 
 
 def build_parser():
@@ -182,17 +212,20 @@ def build_parser():
 
     parser = argparse.ArgumentParser(
         prog="zoo",
+        formatter_class=_HelpFormatter,
         description="Train, sample, evaluate and export the zoo's models.",
         epilog=COMMON_EPILOG.format(models=", ".join(registry.list_models())),
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, formatter_class=_HelpFormatter, **k)
 
     p = sub.add_parser(
         "train",
         help="train a model; writes checkpoints, loss_curve.png, the model's "
         "pictures, metrics.json (held-out figures) and a SavedModel",
     )
-    p.add_argument("model", choices=registry.list_models())
+    p.add_argument("model", choices=registry.list_models(), help="what to train (see `zoo list`)")
     _data_options(p, batch_size=64)
     p.add_argument("--train-split", default="train", help="e.g. train, 'test[:9000]'")
     p.add_argument("--test-split", default="test", help="held-out split, e.g. 'test[9000:]'")
@@ -234,6 +267,7 @@ def build_parser():
         help="model option, e.g. --set filters=64 (repeatable)",
     )
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL-DATASET)")
+    p.add_argument("--restart", action="store_true", help=RESTART_HELP)
     p.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
     p.set_defaults(func=train)
 
@@ -254,10 +288,16 @@ def build_parser():
         help="draw K examples of each class from --split (with --seed)",
     )
     p.add_argument("--strength", type=float, default=1.0, help="the prior's weight, in examples")
-    p.add_argument("--variance", choices=["fixed", "estimate"], default="fixed")
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument(
+        "--variance",
+        choices=["fixed", "estimate"],
+        default="fixed",
+        help="fixed: the flow's base variance; estimate: a per-class, per-dimension posterior",
+    )
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     p.add_argument("--out", default=None, help="output folder (default runs/transflow-DATASET)")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--restart", action="store_true", help=RESTART_HELP)
+    p.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
     p.set_defaults(func=transflow_command)
 
     p = sub.add_parser("list", help="the zoo's models: name, task, class, description")
@@ -265,16 +305,18 @@ def build_parser():
 
     p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid")
     p.add_argument("model_path", help="a .keras file written by `zoo train`")
-    p.add_argument("-n", "--num", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="samples.png")
+    p.add_argument("-n", "--num", type=int, default=64, help="number of samples")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="scales the latent spread (0: the mode)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
+    p.add_argument("--out", default="samples.png", help="the PNG grid to write")
     p.set_defaults(func=sample)
 
     p = sub.add_parser("evaluate", help="the model's held-out figures on a dataset split")
     p.add_argument("model_path", help="a .keras file written by `zoo train`")
     _data_options(p, batch_size=256)
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="e.g. test, 'test[9000:]'")
     p.set_defaults(func=evaluate)
 
     p = sub.add_parser("export", help="export a SavedModel for TF Serving")
@@ -296,16 +338,22 @@ def run(argv=None):
 
 
 def main(argv=None):
-    """The console script: exit status 0 on success, 2 with one line on stderr for a user
-    error (a bad option, a missing or corrupt file, bad data); ``ZOO_TRACEBACK=1`` re-raises."""
-    from zoo import data
+    """The console script: exit status 0 on success; one line on stderr and 2 for a user error
+    (a bad option, a missing or corrupt file, bad data), 1 for a training run that diverged.
+    ``ZOO_TRACEBACK=1`` re-raises."""
+    from zoo import callbacks, data
 
     try:
         run(argv)
-    except (ValueError, FileNotFoundError, data.DatasetUnavailableError) as error:
+    except (
+        ValueError,
+        FileNotFoundError,
+        data.DatasetUnavailableError,
+        callbacks.TrainingDiverged,
+    ) as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         print(f"zoo: error: {message}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(error, callbacks.TrainingDiverged) else 2
     return 0

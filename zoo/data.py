@@ -23,6 +23,7 @@ images of each, the few-label subsets of transfer learning.
 """
 
 import dataclasses
+import difflib
 import gzip
 import os
 import re
@@ -83,6 +84,7 @@ def load(
     drop_remainder=False,
     classes=None,
     per_class=None,
+    num_levels=None,
 ):
     """Returns ``(dataset, info)`` for image dataset ``name``.
 
@@ -104,6 +106,9 @@ def load(
         records them as ``classes``).
       per_class: keep this many images of each class, drawn at random (``seed``) once: the
         same subset every epoch.
+      num_levels: the number of pixel levels ``K`` of a local file's images (integers
+        ``0 .. K-1``); needed unless they are uint8 (256) or bool (2), since guessing from the
+        largest value present is unsafe.
       batch_size, shuffle, seed, cache, prefetch, drop_remainder: the usual ``tf.data`` steps;
         ``shuffle`` is a buffer size (True: the whole split).
 
@@ -117,8 +122,10 @@ def load(
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
     if color not in (None, "grayscale", "rgb"):
         raise ValueError(f"color must be None, 'grayscale' or 'rgb', got {color!r}.")
+    if num_levels is not None and not _is_local(name):
+        raise ValueError(f"num_levels is for local files; {name!r} knows its own levels.")
     if _is_local(name):
-        images, labels, num_levels, num_classes = _load_local(name, split)
+        images, labels, num_levels, num_classes = _load_local(name, split, num_levels)
         ds, shape, num_examples = _from_arrays(images, labels), images.shape[1:], len(images)
     elif name == DIGITS:
         images, labels = _digits(split)
@@ -300,7 +307,7 @@ def _is_local(name):
     )
 
 
-def _load_local(path, split):
+def _load_local(path, split, num_levels=None):
     base, window = _parse_split(split)
     if not os.path.exists(path):
         raise DatasetUnavailableError(
@@ -325,9 +332,43 @@ def _load_local(path, split):
     images = images[..., None] if images.ndim == 3 else images
     window = _checked(window, len(images), split)
     labels = None if labels is None else labels[window]
-    num_levels = 256 if images.dtype == np.uint8 else int(images.max()) + 1
+    images = images[window]
     num_classes = None if labels is None else 10
-    return images[window], labels, num_levels, num_classes
+    return images, labels, _levels(images, path, num_levels), num_classes
+
+
+def _levels(images, path, num_levels):
+    """The number of levels of ``images``: checked against ``num_levels`` when given, else
+    inferred where the dtype says it (uint8: 256, bool: 2)."""
+    if num_levels is not None and (
+        isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2
+    ):
+        raise ValueError(f"num_levels must be a whole number >= 2, got {num_levels!r}.")
+    if images.dtype == np.bool_:
+        return num_levels or 2
+    if images.dtype == np.uint8 and num_levels is None:
+        return 256
+    if not np.issubdtype(images.dtype, np.number):
+        raise CorruptFileError(f"{path} holds {images.dtype} pixels, not numbers.")
+    if not np.isfinite(images).all():
+        raise ValueError(f"{path} holds NaN or infinite pixels; the images need integer levels.")
+    low, high = images.min(), images.max()
+    if np.issubdtype(images.dtype, np.floating) and not np.array_equal(images, np.round(images)):
+        raise ValueError(
+            f"{path} holds non-integer {images.dtype} pixels in [{low:g}, {high:g}]; the zoo "
+            "needs integer levels 0 .. K-1: store e.g. round(x * 255) as uint8."
+        )
+    if num_levels is None:
+        raise ValueError(
+            f"{path} holds {images.dtype} pixels in [{low:g}, {high:g}]; say how many levels "
+            "they have with num_levels (--num-levels), e.g. 256 for 8-bit images."
+        )
+    if low < 0 or high >= num_levels:
+        raise ValueError(
+            f"{path} holds pixels in [{low:g}, {high:g}], outside the {num_levels} levels "
+            f"0 .. {num_levels - 1}."
+        )
+    return num_levels
 
 
 def _npz(path, split):
@@ -392,8 +433,12 @@ def _tfds(name, split, data_dir, download):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises several types for unknown names
+        # Its message lists the whole catalogue (about a thousand lines): say it in one.
+        close = difflib.get_close_matches(str(name).split(":")[0], tfds.list_builders(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise DatasetUnavailableError(
-            f"{name!r} is neither 'digits', a local file, nor a TFDS dataset: {error}"
+            f"Unknown dataset {name!r}: not 'digits', an existing file or folder, nor a TFDS "
+            f"name (tfds.list_builders()).{hint}"
         ) from error
     features = builder.info.features
     image_key = "image" if "image" in features else next(iter(features))

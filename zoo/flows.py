@@ -18,7 +18,7 @@ import tfflows
 from tfflows import bijectors, masks, nets
 from tfflows.flow import weighted_mean
 from zoo import plots, registry
-from zoo.base import ZooModel
+from zoo.base import ZooModel, whole_number, whole_numbers
 
 tfb = tfp.bijectors
 
@@ -52,7 +52,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.bits_tracker]
+        return [self.loss_tracker, self.bits_tracker, self.skipped_steps]
 
     def _validate(self, x):
         x = super()._validate(x)
@@ -173,8 +173,8 @@ class NICE(ImageFlow):
         **kwargs,
     ):
         dims = math.prod(image_shape)
-        self.num_couplings = int(num_couplings)
-        self.hidden_units = [int(u) for u in hidden_units]
+        self.num_couplings = whole_number("num_couplings", num_couplings)
+        self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
         layers = [_flatten(image_shape)]
         for i in range(self.num_couplings):
             mask = masks.alternating(dims, parity=i % 2)
@@ -239,13 +239,18 @@ class RealNVP(ImageFlow):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}.")
         self.architecture = architecture
-        self.num_scales = int(num_scales)
-        self.filters = int(filters)
-        self.num_blocks = int(num_blocks)
-        self.num_couplings = int(num_couplings)
-        self.hidden_units = [int(u) for u in hidden_units]
+        self.num_scales = whole_number("num_scales", num_scales)
+        self.filters = whole_number("filters", filters)
+        self.num_blocks = whole_number("num_blocks", num_blocks, minimum=0)
+        self.num_couplings = whole_number("num_couplings", num_couplings)
+        self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
+        if not isinstance(alpha, int | float) or not 0 <= alpha < 0.5:
+            raise ValueError(f"alpha must be a number in [0, 0.5), got {alpha!r}.")
         self.alpha = float(alpha)
         self.batch_norm = bool(batch_norm)
+        # Flat batch norm normalizes each unit over the batch alone.
+        flat_norm = architecture == "flat" and self.batch_norm and self.num_couplings > 1
+        self.min_batch_size = 2 if flat_norm else 1
         self._net_dtype = kwargs.get("dtype")
         image_shape = tuple(int(n) for n in image_shape)
         layers = [bijectors.Logit(self.alpha, validate_args=kwargs.get("validate_args", True))]

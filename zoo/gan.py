@@ -26,8 +26,10 @@ import keras
 import tensorflow as tf
 
 from tfflows import minimize
+from tfflows.flow import sampling_arguments
+from tfflows.gradient_step import record_step, skipped_steps_metric
 from zoo import callbacks, plots, registry
-from zoo.base import DataSpec, ZooModel, standard_normal
+from zoo.base import DataSpec, ZooModel, standard_normal, whole_number
 from zoo.feature_classifier import FeatureClassifier
 from zoo.gan_metrics import FrechetDistance, ModeCoverage
 
@@ -87,8 +89,9 @@ class GAN(ZooModel, keras.Model):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
-        if int(pack) < 1 or int(d_steps) < 1:
-            raise ValueError(f"pack and d_steps must be at least 1, got {pack} and {d_steps}.")
+        whole_number("pack", pack)
+        whole_number("d_steps", d_steps)
+        whole_number("latent_dim", latent_dim)
         if not 0.0 <= float(label_smoothing) < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
         self.generator = generator
@@ -101,6 +104,7 @@ class GAN(ZooModel, keras.Model):
         self.trackers = [
             keras.metrics.Mean(name=n) for n in ("d_loss", "g_loss", "real_score", "fake_score")
         ]
+        self.skipped_steps = skipped_steps_metric()
         self.judge = None
         if judge is not None:
             self.attach_judge(judge)
@@ -121,7 +125,7 @@ class GAN(ZooModel, keras.Model):
     @property
     def metrics(self):
         judged = [self.frechet, self.coverage, self.judge_accuracy] if self.judge else []
-        return [*self.trackers, *judged]
+        return [*self.trackers, self.skipped_steps, *judged]
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         super().compile(optimizer=None, **kwargs)
@@ -194,9 +198,15 @@ class GAN(ZooModel, keras.Model):
 
             return loss_fn
 
+        # A skipped discriminator step skips the rest of the train step.
+        state, applied = self.non_trainable_weights, tf.constant(True)
         for _ in range(self.d_steps):
-            d_loss, (real_logits, fake_logits) = minimize(
-                self.d_optimizer, self.discriminator.trainable_weights, d_objective(self._noise(n))
+            d_loss, (real_logits, fake_logits), applied = minimize(
+                self.d_optimizer,
+                self.discriminator.trainable_weights,
+                d_objective(self._noise(n)),
+                state,
+                when=applied,
             )
         z = self._noise(n)
 
@@ -204,9 +214,15 @@ class GAN(ZooModel, keras.Model):
             fake = self.discriminate(self.generate(z, training=True), training=True)
             return generator_loss(fake, self.loss_name), fake
 
-        g_loss, _ = minimize(self.g_optimizer, self.generator.trainable_weights, g_objective)
-        self._update_game_metrics(d_loss, g_loss, real_logits, fake_logits)
-        return {m.name: m.result() for m in self.trackers}
+        g_loss, _, applied = minimize(
+            self.g_optimizer, self.generator.trainable_weights, g_objective, state, when=applied
+        )
+        record_step(
+            applied,
+            self.skipped_steps,
+            lambda: self._update_game_metrics(d_loss, g_loss, real_logits, fake_logits),
+        )
+        return {m.name: m.result() for m in [*self.trackers, self.skipped_steps]}
 
     def _update_game_metrics(self, d_loss, g_loss, real_logits, fake_logits):
         weight = tf.cast(tf.size(real_logits), tf.float32)
@@ -242,7 +258,7 @@ class GAN(ZooModel, keras.Model):
                     tf.boolean_mask(self.judge(real01), labelled),
                 )
         logs = {}
-        for metric in self.metrics:
+        for metric in [*self.trackers, *self.metrics[len(self.trackers) + 1 :]]:
             result = metric.result()
             logs.update(result if isinstance(result, dict) else {metric.name: result})
         return logs
@@ -263,7 +279,8 @@ class GAN(ZooModel, keras.Model):
     def sample(self, num_samples, temperature=1.0, seed=None):
         """``num_samples`` images in ``[0, 1]``; ``z ~ N(0, T^2 I)``. ``seed``: an int
         (stateful) or a shape-[2] stateless seed."""
-        z = standard_normal([int(num_samples), self.latent_dim], seed)
+        num_samples, temperature = sampling_arguments(num_samples, temperature)
+        z = standard_normal([num_samples, self.latent_dim], seed)
         return tf.clip_by_value((self.generate(temperature * z) + 1.0) / 2.0, 0.0, 1.0)
 
     def fit_callbacks(self, out):
@@ -422,10 +439,12 @@ class DCGAN(GAN):
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C), got {list(image_shape)}.")
         dtype = kwargs.get("dtype")
-        self.filters = int(filters)
+        self.filters = whole_number("filters", filters)
         self.dropout = float(dropout)
         super().__init__(
-            generator=dcgan_generator(image_shape, int(latent_dim), self.filters, dtype),
+            generator=dcgan_generator(
+                image_shape, whole_number("latent_dim", latent_dim), self.filters, dtype
+            ),
             discriminator=dcgan_discriminator(
                 image_shape, self.filters, int(pack), self.dropout, dtype
             ),

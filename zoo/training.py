@@ -9,10 +9,8 @@ for it (``data_spec``), create from the data's description, compile with the mod
 
 import dataclasses
 import json
-import math
 import os
 import sys
-import time
 
 PRECISIONS = ("auto", "off", "float16", "bfloat16")
 
@@ -26,7 +24,8 @@ class RunConfig:
     each (`zoo.data.load`); ``steps_per_epoch`` repeats the training data to that many batches
     an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget`` stops training
     after that many seconds (shared between the phases as their epochs); ``out`` defaults to
-    ``runs/MODEL-DATASET``.
+    ``runs/MODEL-DATASET``. A run whose ``out`` holds an interrupted run with the same options
+    resumes it (`zoo.resume`); ``restart`` starts over.
     """
 
     model: str
@@ -37,6 +36,7 @@ class RunConfig:
     download: bool = False
     image_size: tuple | None = None
     color: str | None = None
+    num_levels: int | None = None
     classes: tuple | None = None
     labels_per_class: int | None = None
     batch_size: int = 64
@@ -51,31 +51,31 @@ class RunConfig:
     out: str | None = None
     verbose: bool = False
     export: bool = True
+    restart: bool = False
     command: str | None = None
 
     def check(self):
         """Raises ValueError naming the first option that makes no sense, before anything runs."""
+        from zoo.base import positive_number, whole_number
+
         counts = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "steps_per_epoch": self.steps_per_epoch,
             "labels_per_class": self.labels_per_class,
+            "num_levels": self.num_levels,
         }
         for name, value in counts.items():
-            if value is None and name in ("steps_per_epoch", "labels_per_class"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+            if value is not None or name in ("epochs", "batch_size"):
+                whole_number(name, value, 2 if name == "num_levels" else 1)
         positives = {
             "learning_rate": self.learning_rate,
             "time_budget": self.time_budget,
             "temperature": self.temperature,
         }
         for name, value in positives.items():
-            if value is None and name != "temperature":
-                continue
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+            if value is not None or name == "temperature":
+                positive_number(name, value)
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(
                 f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
@@ -111,6 +111,7 @@ def load_data(config, split, data_spec, **kwargs):
         download=config.download,
         image_size=tuple(config.image_size) if config.image_size else None,
         color=config.color,
+        num_levels=config.num_levels,
         classes=config.classes,
         batch_size=config.batch_size,
         scaling=data_spec.scaling,
@@ -125,10 +126,18 @@ def run(config):
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from zoo import callbacks, export, plots, registry
+    from zoo import callbacks, export, plots, registry, resume
 
     cls = registry.entry(config.model).cls
     config.check()
+    out = config.output_folder()
+    folder = os.path.join(out, "checkpoints")
+    fingerprint = resume.fingerprint(config)
+    state = None if config.restart else resume.load(folder, config)
+    if state is not None and state.finished:
+        print(f"{out} holds this run, finished; rerun with --restart to train again.")
+        with open(os.path.join(out, "metrics.json")) as f:
+            return json.load(f)
     config = cls.plan_run(config)
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.mixed_precision)
@@ -146,50 +155,93 @@ def run(config):
     with tf.distribute.get_strategy().scope():
         model = registry.create_model(config.model, info, name=config.model, **config.options)
         model.compile(**model.compile_defaults(config.learning_rate))
-    out = config.output_folder()
+    if config.batch_size < model.min_batch_size:
+        raise ValueError(
+            f"{config.model} needs batches of at least {model.min_batch_size} examples (batch "
+            f"statistics), got batch_size {config.batch_size}."
+        )
+    if model.min_batch_size > 1:  # and no last, smaller batch either
+        train_ds = train_ds.filter(
+            lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= model.min_batch_size
+        )
     os.makedirs(out, exist_ok=True)
     print(
         f"{config.model}: {model.count_params():,} weights, dtype policy {policy}; "
         f"data {info.name} {list(info.image_shape)} with {info.num_levels} levels, "
         f"{info.num_examples or '?'} training examples; out {out}"
     )
-    model.prepare(train_ds, info)
-
     phases = model.training_phases(config.epochs)
+    if state is None:
+        resume.clear(folder)
+        state = resume.RunState(config=fingerprint)
+        model.prepare(train_ds, info)
+    else:
+        print(f"resuming after epoch {state.epoch}, in phase {phases[state.phase].name}")
+        # The data order continues where it stopped (each pass reshuffles; see zoo.data).
+        if config.steps_per_epoch:
+            train_ds = train_ds.skip(state.epoch * config.steps_per_epoch)
+        else:
+            for _ in range(state.epoch):
+                iter(train_ds)
+
     total_epochs = sum(phase.epochs for phase in phases)
-    checkpoint = callbacks.AtomicCheckpoint(os.path.join(out, "checkpoints"), model.monitor)
-    history, budgets, phase_figures, starts, epoch = {}, [], {}, [], 0
-    start = time.perf_counter()
+    budget = config.time_budget or float("inf")
+    checkpoint = callbacks.AtomicCheckpoint(folder, model.monitor, best=state.best)
+    guard = callbacks.SkippedStepsGuard()
+    history = keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True)
+    resume.write_history(state.history, history.filename)
+    budgets, resuming = [], state.checkpoint is not None
     for i, phase in enumerate(phases):
         if phase.begin is not None:
             with tf.distribute.get_strategy().scope():
                 phase.begin()
-        share = phase.epochs / max(total_epochs, 1)
-        budgets.append(callbacks.TimeBudget((config.time_budget or float("inf")) * share))
-        fitted = model.fit(
+        if i < state.phase:
+            continue  # finished before an interruption; its begin() replayed above
+        if resuming:
+            checkpoint_file = os.path.join(folder, state.checkpoint)
+            resume.restore(model, checkpoint_file, with_optimizer=state.checkpoint_phase == i)
+            resuming = False
+        if state.phase_epoch == 0:
+            state.starts.append((phase.name, state.epoch + 1))
+        spent = state.phase_seconds
+        budgets.append(callbacks.TimeBudget(budget * phase.epochs / total_epochs - spent))
+
+        def on_saved(epoch, logs, name, best, phase=i, spent=spent, timer=budgets[-1]):
+            for key, value in logs.items():
+                state.history.setdefault(key, []).append(float(value))
+            state.epoch, state.checkpoint, state.checkpoint_phase = epoch + 1, name, phase
+            state.phase, state.best = phase, best
+            state.phase_epoch += 1
+            state.phase_seconds = spent + timer.elapsed
+            state.save(folder)
+
+        checkpoint.on_saved = on_saved
+        model.fit(
             train_ds,
             validation_data=test_ds,
-            initial_epoch=epoch,
-            epochs=epoch + phase.epochs,
+            initial_epoch=state.epoch,
+            epochs=state.epoch + phase.epochs - state.phase_epoch,
             steps_per_epoch=config.steps_per_epoch,
             shuffle=False,
             verbose=1 if sys.stdout.isatty() or config.verbose else 2,
-            callbacks=[
-                checkpoint,
-                keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=i > 0),
-                budgets[-1],
-                *model.fit_callbacks(out),
-            ],
+            callbacks=[checkpoint, history, budgets[-1], guard, *model.fit_callbacks(out)],
         )
-        starts.append((phase.name, epoch + 1))
-        epoch += len(fitted.epoch)
-        for key, values in fitted.history.items():
-            history.setdefault(key, []).extend(values)
-        seconds = time.perf_counter() - start
-        results = model.evaluate(test_ds, verbose=0, return_dict=True)
+        if guard.failure:
+            raise callbacks.TrainingDiverged(f"{guard.failure}. Nothing was exported.")
+        if callbacks.non_finite_variables(model):
+            raise callbacks.TrainingDiverged("training made weights NaN or inf; nothing exported")
         if len(phases) > 1:
-            phase_figures[phase.name] = figures = model.headline(results)
+            results = model.evaluate(test_ds, verbose=0, return_dict=True)
+            state.phase_figures[phase.name] = figures = model.headline(results)
             print(f"phase {phase.name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        state.seconds += state.phase_seconds
+        state.phase, state.phase_epoch, state.phase_seconds = i + 1, 0, 0.0
+        state.save(folder)
+    if resuming:  # interrupted after its last phase: only the results are left to write
+        resume.restore(model, os.path.join(folder, state.checkpoint), with_optimizer=False)
+    results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    history, epoch, seconds = state.history, state.epoch, state.seconds
+    phase_figures, starts = state.phase_figures, state.starts
 
     model_path = os.path.join(out, "model.keras")
     callbacks.save_atomically(model, model_path)
@@ -233,6 +285,8 @@ def run(config):
     }
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, default=str)
+    state.finished = True
+    state.save(folder)
     figures = ", ".join(f"{k} {v}" for k, v in headline.items())
     speed = metrics["train_examples_per_second"]
     speed = f"{speed} examples/s" if speed else "too short to time"

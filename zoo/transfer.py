@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfflows.gradient_step import minimize, record_step, skipped_steps_metric
 from zoo import backbones, base, plots, registry
 from zoo.base import DataSpec, Phase, ZooModel
 
@@ -103,6 +104,7 @@ class TransferClassifier(ZooModel, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.skipped_steps = skipped_steps_metric()
         self.image_shape = tuple(int(n) for n in image_shape)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C), got {list(image_shape)}.")
@@ -172,6 +174,35 @@ class TransferClassifier(ZooModel, keras.Model):
         self.built = True
         self.set_trainable_layers(trainable_layers)
 
+    def train_step(self, data):
+        """Keras' supervised step (``compute_loss``, compiled metrics) through
+        `tfflows.minimize`: a step whose loss or gradients are not finite changes nothing and
+        counts in ``skipped_steps``."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+
+        def loss_fn():
+            y_pred = self(x, training=True)
+            # compute_loss divides by the replicas already; minimize does that itself.
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True) * replicas
+            return loss, y_pred
+
+        loss, y_pred, applied = minimize(
+            self.optimizer, self.trainable_weights, loss_fn, state=self.non_trainable_weights
+        )
+
+        def update_metrics():
+            self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        record_step(applied, self.skipped_steps, update_metrics)
+        return self.get_metrics_result()
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        logs.pop("skipped_steps", None)
+        return logs
+
     # The network.
 
     def _features(self, x, training=False):
@@ -188,7 +219,8 @@ class TransferClassifier(ZooModel, keras.Model):
     def call(self, images, training=False):
         """Logits ``[batch, num_classes]``, float32."""
         features = self._features(
-            self.preprocess(images), training=training if self.train_backbone else False
+            self.preprocess(self.images(images)),
+            training=training if self.train_backbone else False,
         )
         if self.pool is not None:
             features = self.pool(features)

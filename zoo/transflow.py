@@ -44,6 +44,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfflows.flow import sampling_arguments
+from tfflows.gradient_step import all_finite, all_replicas, record_step, skipped_steps_metric
 from zoo import plots, registry
 from zoo.base import DataSpec, Phase, ZooModel
 from zoo.base import class_labels as class_labels_of
@@ -184,6 +186,7 @@ class Transflow(ZooModel, keras.Model):
         )
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.log_prob_tracker = keras.metrics.Mean(name="latent_log_prob")
+        self.skipped_steps = skipped_steps_metric()
         self.built = True
 
     @classmethod
@@ -203,8 +206,8 @@ class Transflow(ZooModel, keras.Model):
     @property
     def metrics(self):
         if self.num_classes == 1:
-            return [self.log_prob_tracker]
-        return [self.accuracy_tracker, self.log_prob_tracker]
+            return [self.log_prob_tracker, self.skipped_steps]
+        return [self.accuracy_tracker, self.log_prob_tracker, self.skipped_steps]
 
     # The statistics.
 
@@ -218,8 +221,11 @@ class Transflow(ZooModel, keras.Model):
             v.assign(tf.zeros_like(v))
 
     def observe(self, images, labels=None):
-        """Adds ``images`` (of classes ``labels``; default 0) to the posterior."""
+        """Adds ``images`` (of classes ``labels``; default 0) to the posterior; a batch with a
+        non-finite latent (on any replica) adds nothing. Returns whether it was added."""
         z = self.latents(images)
+        added = all_replicas(all_finite([z]))
+        z = tf.where(added, z, 0.0)
         labels = tf.zeros(tf.shape(z)[0], tf.int64) if labels is None else labels
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int64)
         tf.debugging.assert_less(
@@ -232,10 +238,11 @@ class Transflow(ZooModel, keras.Model):
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context is not None else 1
         one_hot = tf.one_hot(labels, self.num_classes, dtype=tf.float64) * float(replicas)
+        one_hot *= tf.cast(added, tf.float64)
         self.count.assign_add(tf.reduce_sum(one_hot, axis=0))
         self.total.assign_add(tf.matmul(one_hot, z, transpose_a=True))
         self.total_squares.assign_add(tf.matmul(one_hot, tf.square(z), transpose_a=True))
-        return tf.reduce_sum(self.count)
+        return added
 
     def fit(self, *args, callbacks=None, **kwargs):
         """``keras.Model.fit`` that computes the posterior from the data: each epoch starts from
@@ -247,7 +254,8 @@ class Transflow(ZooModel, keras.Model):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if self.num_classes == 1:
             y = None
-        return {"examples": self.observe(x, y)}
+        record_step(self.observe(x, y), self.skipped_steps, lambda: None)
+        return {"examples": tf.reduce_sum(self.count), "skipped_steps": self.skipped_steps.result()}
 
     # The posterior.
 
@@ -329,7 +337,7 @@ class Transflow(ZooModel, keras.Model):
             self.accuracy_tracker.update_state(y, tf.cast(log_probs, tf.float32))
             own = tf.gather(log_probs, y, axis=1, batch_dims=1)
         self.log_prob_tracker.update_state(tf.cast(own, tf.float32))
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in self.metrics if m is not self.skipped_steps}
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -358,7 +366,8 @@ class Transflow(ZooModel, keras.Model):
         or a shape-[2] stateless seed (None: a fresh draw)."""
         if not 0 <= int(class_id) < self.num_classes:
             raise ValueError(f"class_id must be in 0 .. {self.num_classes - 1}, got {class_id}.")
-        class_ids = tf.fill([int(num_samples)], tf.constant(int(class_id), tf.int64))
+        num_samples, temperature = sampling_arguments(num_samples, temperature)
+        class_ids = tf.fill([num_samples], tf.constant(int(class_id), tf.int64))
         return self._latents(class_ids, temperature, seed)
 
     def sample(self, num_samples, temperature=1.0, seed=None, class_id=0):

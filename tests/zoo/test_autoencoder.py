@@ -297,7 +297,10 @@ def test_registry_and_data_checks():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: autoencoder.Autoencoder((8,), latent_dim=0), "latent_dim must be at least 1"),
+        (
+            lambda: autoencoder.Autoencoder((8,), latent_dim=0),
+            "latent_dim must be a whole number >= 1, got 0",
+        ),
         (lambda: autoencoder.Autoencoder((8,), architecture="mlp"), "architecture must be"),
         (lambda: autoencoder.Autoencoder((8,), architecture="conv"), "needs image_shape"),
         (lambda: autoencoder.Autoencoder((0, 8, 1)), "image_shape must be positive"),
@@ -313,12 +316,15 @@ def test_registry_and_data_checks():
         (lambda: autoencoder.Autoencoder((8,), activation="nope"), "'nope' is not a Keras"),
         (lambda: autoencoder.VAE((8,), 17, likelihood="gaussian"), "likelihood must be one of"),
         (lambda: autoencoder.VAE((8,), 1), "num_levels must be at least 2"),
-        (lambda: autoencoder.VAE((8,), 17, latent_dim=0), "latent_dim must be at least 1"),
+        (
+            lambda: autoencoder.VAE((8,), 17, latent_dim=0),
+            "latent_dim must be a whole number >= 1, got 0",
+        ),
         (
             lambda: autoencoder.VAE((8,), 17, hidden_units=()).iw_log_likelihood(
                 np.zeros((1, 8), np.float32), num_samples=0
             ),
-            "num_samples must be at least 1",
+            "num_samples must be a whole number >= 1, got 0",
         ),
     ],
 )

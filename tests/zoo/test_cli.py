@@ -65,12 +65,12 @@ def test_sample_and_export_commands(trained, tmp_path):
 
 
 def test_bad_arguments_are_explained(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="No model file"):
+    with pytest.raises(FileNotFoundError, match="No model file"):
         cli.run(["sample", str(tmp_path / "missing.keras")])
     with pytest.raises(SystemExit):
         cli.run(["train", "glow"])
     assert "invalid choice: 'glow'" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="key=value"):
+    with pytest.raises(ValueError, match="key=value"):
         cli._parse_set(["filters"])
     assert cli._parse_set(["filters=8", "hidden_units=(4, 4)", "prior=normal"]) == {
         "filters": 8,
@@ -215,3 +215,25 @@ def test_stale_checkpoint_temporaries_are_removed_and_checkpoints_kept(tmp_path)
     callbacks.AtomicCheckpoint(str(folder)).on_train_begin()
     assert os.listdir(folder) == ["best.keras"]
     assert (folder / "best.keras").read_bytes() == b"the previous checkpoint"
+
+
+def test_a_diverging_run_stops_with_exit_1_and_exports_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    options = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "40"]
+    status = cli.main(["train", "nice", "--out", str(out), "--learning-rate", "1e30", *options])
+    err = capsys.readouterr().err.strip()
+    assert status == 1, err
+    assert err.startswith("zoo: error: training stopped in epoch 1: 25 steps in a row") and (
+        "Nothing was exported" in err
+    ), err
+    assert not (out / "export").exists() and not (out / "model.keras").exists()
+
+
+def test_export_refuses_non_finite_weights(tmp_path):
+    from zoo import export, flows
+
+    model = flows.NICE((4, 4, 1), 4, num_couplings=2, hidden_units=[8])
+    model.trainable_weights[0].assign(np.full(model.trainable_weights[0].shape, np.nan))
+    with pytest.raises(ValueError, match=r"Not exporting .* 1 variables hold NaN or inf"):
+        export.export(model, str(tmp_path), model_name="m")
+    assert not os.listdir(tmp_path)

@@ -57,11 +57,18 @@ def test_layout_versions_and_signature_manifest(exported):
     assert export.next_version(os.path.join(base, "realnvp")) == 2
     with open(os.path.join(path, "assets.extra", "signatures.json")) as f:
         manifest = json.load(f)
-    assert manifest["inputs"] == {
-        "log_prob": ["images"],
-        "sample": ["z"],
-        "encode": ["images"],
-        "decode": ["z"],
+    image = {"dtype": "float32", "shape": [-1, 8, 8, 1]}
+    inputs = {name: sig["inputs"] for name, sig in manifest["signatures"].items()}
+    assert inputs == {
+        "log_prob": {"images": image},
+        "sample": {"z": image},
+        "encode": {"images": image},
+        "decode": {"z": image},
+        "serving_default": {"images": image},
+    }
+    assert manifest["signatures"]["log_prob"]["outputs"] == {
+        "bits_per_dim": {"dtype": "float32", "shape": [-1]},
+        "log_prob": {"dtype": "float32", "shape": [-1]},
     }
     with pytest.raises(FileExistsError, match="immutable"):
         export.export(model, base, model_name="realnvp", version=1)

@@ -146,7 +146,7 @@ def test_dcgan_is_sized_from_the_image_shape(shape):
 def test_bad_options_are_named():
     with pytest.raises(ValueError, match="loss must be one of"):
         gan.DCGAN((8, 8, 1), loss="wasserstein")
-    with pytest.raises(ValueError, match="pack and d_steps must be at least 1"):
+    with pytest.raises(ValueError, match="pack must be a whole number >= 1, got 0"):
         gan.DCGAN((8, 8, 1), pack=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         gan.DCGAN((8, 8, 1), label_smoothing=1.0)

@@ -256,3 +256,17 @@ def test_the_prior_end_of_a_path_is_the_prior_predictive():
         # A path from the prior to a class with no examples stays where it is.
         path = model.interpolate("prior", 1, steps=4, temperature=0.1, seed=[0, 0]).numpy()
         np.testing.assert_allclose(path, np.repeat(path[:1], 4, axis=0), atol=1e-7)
+
+
+def test_a_batch_with_a_non_finite_latent_is_skipped_and_counted():
+    clean = np.array([[0.7, -1.2], [1.9, -0.4]])
+    model = Transflow(Identity(2), num_classes=1)
+    model.compile()
+    batches = tf.data.Dataset.from_tensor_slices(
+        [clean, np.array([[0.1, np.nan], [0.5, 0.5]]), clean]
+    )
+    history = model.fit(batches, verbose=0)
+    assert history.history["skipped_steps"] == [1.0]
+    reference, _ = posterior_of(np.concatenate([clean, clean]))
+    np.testing.assert_array_equal(model.total.numpy(), reference.total.numpy())
+    np.testing.assert_array_equal(model.count.numpy(), [4.0])

@@ -125,7 +125,17 @@ class BatchNorm(FlowBijector):
                 tf.cast(self._state.moving_variance, y.dtype),
             )
         # Every axis but the last: the batch axes, and for images the spatial ones too.
-        return tf.nn.moments(y, axes=list(range(y.shape.rank - 1)))
+        axes = list(range(y.shape.rank - 1))
+        message = (
+            f"{self.name} in training needs at least 2 values per unit to estimate a variance "
+            "(one flat example has 1): use batches of 2 or more"
+        )
+        count = y.shape[:-1].num_elements()
+        if count is not None and count < 2:
+            raise ValueError(f"{message}; got shape {y.shape.as_list()}.")
+        check = tf.debugging.assert_greater_equal(tf.reduce_prod(tf.shape(y)[:-1]), 2, message)
+        with tf.control_dependencies([check]):
+            return tf.nn.moments(y, axes=axes)
 
     def _resolve(self, training):
         return self._training if training is None else bool(training)
