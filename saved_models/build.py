@@ -1,6 +1,8 @@
 """Rebuilds the SavedModels shipped in saved_models/ and their model cards.
 
     python saved_models/build.py [NAME ...]
+    python saved_models/build.py --cards [NAME ...]    # only MODEL_CARD.md from card.json
+    python saved_models/build.py --assets [NAME ...]   # only assets.extra, from the SavedModel
 
 Each entry trains with the `zoo` command (on the embedded digits; `realnvp_mnist` on the real
 MNIST images in ../shared/data/mnist, which a fresh clone does not have), then copies the exported
@@ -197,7 +199,29 @@ def shipped_examples(argv, target, count=100):
     }
 
 
+def refresh_assets(target, name):
+    """Rewrites ``1/assets.extra`` (``signatures.json`` with every signature's input and output
+    specs, and TF Serving's warmup records) from the SavedModel itself, keeping the manifest's
+    model and metadata: for exports made before `zoo.export` wrote them."""
+    from zoo import export
+
+    version = os.path.join(target, "1")
+    path = os.path.join(version, "assets.extra", "signatures.json")
+    with open(path) as f:
+        old = json.load(f)
+    signatures = export.signature_specs(version)
+    manifest = {"model": old["model"], "signatures": signatures}
+    manifest["metadata"] = old.get("metadata", {})
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=2)
+    export.write_warmup(os.path.join(version, "assets.extra", export.WARMUP), name, signatures)
+
+
 def main(names):
+    if names[:1] == ["--assets"]:
+        for name in names[1:] or SHIPPED:
+            refresh_assets(os.path.join(HERE, name), name)
+        return
     if names[:1] == ["--cards"]:
         for name in names[1:] or SHIPPED:
             with open(os.path.join(HERE, name, "card.json")) as f:

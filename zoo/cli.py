@@ -97,6 +97,7 @@ def train(args):
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         mixed_precision=args.mixed_precision,
+        strategy=args.strategy,
         time_budget=args.time_budget,
         temperature=args.temperature,
         seed=args.seed,
@@ -249,6 +250,13 @@ def build_parser():
         choices=["auto", "off", "float16", "bfloat16"],
         default="auto",
         help="auto: float16 on a GPU, off on a CPU",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=["none", "mirrored", "multi-worker"],
+        default="none",
+        help="tf.distribute: none, mirrored (this machine's GPUs), multi-worker (from TF_CONFIG; "
+        "run the same command on every worker)",
     )
     p.add_argument(
         "--time-budget",

@@ -10,7 +10,9 @@ for it (``data_spec``), create from the data's description, compile with the mod
 import dataclasses
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 PRECISIONS = ("auto", "off", "float16", "bfloat16")
 
@@ -44,6 +46,7 @@ class RunConfig:
     epochs: int = 30
     learning_rate: float | None = None
     mixed_precision: str = "auto"
+    strategy: str = "none"
     time_budget: float | None = None
     temperature: float = 0.8
     seed: int = 0
@@ -76,6 +79,15 @@ class RunConfig:
         for name, value in positives.items():
             if value is not None or name == "temperature":
                 positive_number(name, value)
+        from zoo.distribute import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
+        if self.strategy == "multi-worker" and self.time_budget is not None:
+            raise ValueError(
+                "time_budget cannot be used with strategy 'multi-worker': every worker must "
+                "stop after the same step."
+            )
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(
                 f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
@@ -126,14 +138,19 @@ def run(config):
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from zoo import callbacks, export, plots, registry, resume
+    from zoo import callbacks, distribute, export, plots, registry, resume
 
-    cls = registry.entry(config.model).cls
     config.check()
+    strategy = distribute.make_strategy(config.strategy)
+    cls = registry.entry(config.model).cls
     out = config.output_folder()
+    chief, multi_worker = distribute.is_chief(strategy), config.strategy == "multi-worker"
+    if not chief:  # a worker but the first: its files go to a scratch folder
+        shared_out, out = out, tempfile.mkdtemp(prefix="zoo-worker-")
     folder = os.path.join(out, "checkpoints")
     fingerprint = resume.fingerprint(config)
-    state = None if config.restart else resume.load(folder, config)
+    # Workers resuming from different epochs would wait on each other for ever.
+    state = None if config.restart or multi_worker else resume.load(folder, config)
     if state is not None and state.finished:
         print(f"{out} holds this run, finished; rerun with --restart to train again.")
         with open(os.path.join(out, "metrics.json")) as f:
@@ -152,7 +169,9 @@ def run(config):
     if config.steps_per_epoch:
         train_ds = train_ds.repeat()
     test_ds, _ = load_data(config, config.test_split, cls.data_spec, dequantize_seed=config.seed)
-    with tf.distribute.get_strategy().scope():
+    if multi_worker:
+        train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
+    with strategy.scope():
         model = registry.create_model(config.model, info, name=config.model, **config.options)
         model.compile(**model.compile_defaults(config.learning_rate))
     if config.batch_size < model.min_batch_size:
@@ -193,7 +212,7 @@ def run(config):
     budgets, resuming = [], state.checkpoint is not None
     for i, phase in enumerate(phases):
         if phase.begin is not None:
-            with tf.distribute.get_strategy().scope():
+            with strategy.scope():
                 phase.begin()
         if i < state.phase:
             continue  # finished before an interruption; its begin() replayed above
@@ -240,6 +259,13 @@ def run(config):
     if resuming:  # interrupted after its last phase: only the results are left to write
         resume.restore(model, os.path.join(folder, state.checkpoint), with_optimizer=False)
     results = model.evaluate(test_ds, verbose=0, return_dict=True)
+    if multi_worker:
+        report = distribute.write_worker_report(
+            strategy, model, results, out if chief else shared_out
+        )
+        if not chief:
+            shutil.rmtree(out, ignore_errors=True)
+            return report
     history, epoch, seconds = state.history, state.epoch, state.seconds
     phase_figures, starts = state.phase_figures, state.starts
 

@@ -117,3 +117,33 @@ def test_a_finished_run_is_not_retrained_and_restart_starts_over(runs, capsys):
     cli.run([*TRAIN, "--out", resumed, "--epochs", "1", "--restart"])
     assert [r["epoch"] for r in _history(resumed)] == ["0"]
     assert _state(resumed)["epoch"] == 1
+
+
+def test_a_recipe_resumes_in_its_second_phase(tmp_path, monkeypatch, capsys):
+    """Transfer (pretraining, then frozen and fine-tuned phases) interrupted after its first
+    fine-tuning epoch: the rerun reuses the finished pretraining, replays the phase change and
+    continues fine-tuning from the checkpoint with its optimizer state."""
+    from zoo import resume
+
+    out = str(tmp_path / "transfer")
+    argv = ["train", "transfer", "--out", out, "--epochs", "2"]
+    save = resume.RunState.save
+
+    def interrupted(state, folder):
+        save(state, folder)
+        if state.phase == 1 and state.phase_epoch == 1 and folder.startswith(out + os.sep + "c"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume.RunState, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.run(argv)
+    monkeypatch.setattr(resume.RunState, "save", save)
+    capsys.readouterr()
+    metrics = cli.run(argv)
+    log = capsys.readouterr().out
+    assert "backbone holds this run, finished" in log
+    assert "resuming after epoch 3, in phase fine_tuned" in log and "Epoch 4/4" in log
+    assert "Epoch 1/4" not in log and "Epoch 3/4" not in log
+    assert metrics["epochs_run"] == 4 and set(metrics["phases"]) == {"frozen", "fine_tuned"}
+    assert [r["epoch"] for r in _history(out)] == ["0", "1", "2", "3"]
+    assert _state(out)["starts"] == [["frozen", 1], ["fine_tuned", 3]]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import data
+from tests.serving import Servable
+from zoo import data, export
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
 CARDS = sorted(glob.glob(os.path.join(ROOT, "*", "card.json")))
@@ -50,3 +51,20 @@ def test_shipped_model_reproduces_its_card(card_path):
     images = loaded.signatures["sample"](z=z)["images"].numpy()
     assert images.shape == (4, *card["image_shape"])
     assert np.all((images >= 0) & (images <= 1))
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=lambda p: os.path.basename(os.path.dirname(p)))
+def test_shipped_model_serves_like_tf_serving(card_path):
+    """Loaded as TF Serving loads it (`tests.serving`): its warmup records run, its manifest
+    declares what the SavedModel does, and a REST request gets the in-process log-probs."""
+    path = os.path.join(os.path.dirname(card_path), "1")
+    servable = Servable(path)
+    with open(os.path.join(path, "assets.extra", "signatures.json")) as f:
+        declared = json.load(f)["signatures"]
+    assert declared == export.signature_specs(path) and servable.warmed_up == len(declared)
+    shape = declared["log_prob"]["inputs"]["images"]["shape"][1:]
+    images = tf.random.stateless_uniform((3, *shape), seed=[7, 8], minval=0.05, maxval=0.95)
+    answer = servable.rest({"signature_name": "log_prob", "instances": images.numpy().tolist()})
+    expected = tf.saved_model.load(path).signatures["log_prob"](images=images)["log_prob"]
+    got = [row["log_prob"] for row in answer["predictions"]]
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5)
