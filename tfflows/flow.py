@@ -195,7 +195,7 @@ class Flow(keras.Model):
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self.update_metrics(self.log_prob(x), sample_weight)
-        return {m.name: m.result() for m in self.metrics if m is not self.skipped_steps}
+        return {m.name: m.result() for m in self.metrics}
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

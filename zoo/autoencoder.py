@@ -391,7 +391,8 @@ class Autoencoder(ZooModel, keras.Model):
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_metrics(x, self._logits(self.encode(x)), sample_weight)
+        self._update_metrics(x, self._logits(self.encode(x)), sample_weight)
+        return {m.name: m.result() for m in self.metrics}
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -796,7 +797,8 @@ class VAE(ZooModel, keras.Model):
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         eps = tf.random.normal([tf.shape(x)[0], self.latent_dim])
-        return self._update_metrics(*self.elbo_terms(x, eps), sample_weight)
+        self._update_metrics(*self.elbo_terms(x, eps), sample_weight)
+        return {m.name: m.result() for m in self.metrics}
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

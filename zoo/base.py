@@ -205,6 +205,14 @@ class ZooModel:
             raise ValueError("fit got no training data: the dataset is empty.")
         return history
 
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate``; a dict of results leaves out ``skipped_steps`` (a count of
+        refused training steps, always 0 here)."""
+        results = super().evaluate(*args, **kwargs)
+        if isinstance(results, dict):
+            results.pop("skipped_steps", None)
+        return results
+
     @classmethod
     def from_config(cls, config):
         """``cls(**config)`` with nested serialized Keras objects (sub-networks such as a

@@ -97,8 +97,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 class SkippedStepsGuard(keras.callbacks.Callback):
-    """Stops training after ``patience`` consecutive skipped train steps (the ``skipped_steps``
-    a zoo model's train step logs: a non-finite loss or gradient, see `tfflows.minimize`).
+    """Stops training after ``patience`` consecutive skipped train steps, across epochs, or an
+    epoch whose every step was skipped (the ``skipped_steps`` a zoo model's train step logs: a
+    non-finite loss or gradient, see `tfflows.minimize`).
 
     A few in a row are normal early in float16 training, while the loss scale comes down; a
     long run of them means the run has diverged or the data holds NaN / inf. ``failure`` then
@@ -108,27 +109,32 @@ class SkippedStepsGuard(keras.callbacks.Callback):
     def __init__(self, patience=25):
         super().__init__()
         self.patience = patience
-        self.total = 0
+        self.in_a_row = 0
         self.failure = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.seen, self.in_a_row = epoch, 0.0, 0
+        self.epoch, self.seen, self.steps = epoch, 0.0, 0
 
     def on_train_batch_end(self, batch, logs=None):
+        # The epoch's running count; under tf.distribute a batch's log may show a replica's
+        # share of a step, so any rise counts.
         skipped = float((logs or {}).get("skipped_steps", 0.0))
-        if skipped > self.seen + 0.5:
-            self.total += 1
-            self.in_a_row += 1
-        else:
-            self.in_a_row = 0
-        self.seen = skipped
+        self.in_a_row = self.in_a_row + 1 if skipped > self.seen + 1e-6 else 0
+        self.seen, self.steps = skipped, self.steps + 1
         if self.in_a_row >= self.patience:
-            self.failure = (
-                f"training stopped in epoch {self.epoch + 1}: {self.in_a_row} steps in a row had "
-                "a non-finite loss or gradient and were skipped; lower the learning rate or look "
-                "for NaN / inf in the data"
-            )
-            self.model.stop_training = True
+            self._fail(f"{self.in_a_row} steps in a row had")
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = float((logs or {}).get("skipped_steps", 0.0))
+        if self.failure is None and self.steps and skipped > self.steps - 0.5:
+            self._fail(f"all {self.steps} steps of the epoch had")
+
+    def _fail(self, what):
+        self.failure = (
+            f"training stopped in epoch {self.epoch + 1}: {what} a non-finite loss or gradient "
+            "and were skipped; lower the learning rate or look for NaN / inf in the data"
+        )
+        self.model.stop_training = True
 
 
 class TimeBudget(keras.callbacks.Callback):

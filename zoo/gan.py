@@ -258,7 +258,7 @@ class GAN(ZooModel, keras.Model):
                     tf.boolean_mask(self.judge(real01), labelled),
                 )
         logs = {}
-        for metric in [*self.trackers, *self.metrics[len(self.trackers) + 1 :]]:
+        for metric in self.metrics:
             result = metric.result()
             logs.update(result if isinstance(result, dict) else {metric.name: result})
         return logs

@@ -38,7 +38,10 @@ def loss_curve(history, path, phases=()):
     ``phases``: ``(name, first epoch)`` pairs of a recipe of several fits, marked by a line
     before each but the first.
     """
-    metrics = sorted({k.removeprefix("val_") for k in history if history[k]})
+    # skipped_steps is a count of refused steps, not a curve to watch.
+    metrics = sorted(
+        {k.removeprefix("val_") for k in history if history[k] and "skipped_steps" not in k}
+    )
     if not metrics:
         raise ValueError("loss_curve needs a history with at least one non-empty curve.")
     cols = min(len(metrics), 3)

@@ -77,6 +77,8 @@ def fingerprint(config):
         "labels_per_class",
         "batch_size",
         "steps_per_epoch",
+        "epochs",
+        "time_budget",
         "learning_rate",
         "mixed_precision",
         "seed",

@@ -174,14 +174,17 @@ def run(config):
     with strategy.scope():
         model = registry.create_model(config.model, info, name=config.model, **config.options)
         model.compile(**model.compile_defaults(config.learning_rate))
-    if config.batch_size < model.min_batch_size:
+    # Each replica normalizes its own share of a batch.
+    min_batch = model.min_batch_size * strategy.num_replicas_in_sync
+    if config.batch_size < min_batch:
         raise ValueError(
-            f"{config.model} needs batches of at least {model.min_batch_size} examples (batch "
-            f"statistics), got batch_size {config.batch_size}."
+            f"{config.model} needs batches of at least {min_batch} examples (batch statistics "
+            f"on each of {strategy.num_replicas_in_sync} replicas), got batch_size "
+            f"{config.batch_size}."
         )
     if model.min_batch_size > 1:  # and no last, smaller batch either
         train_ds = train_ds.filter(
-            lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= model.min_batch_size
+            lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= min_batch
         )
     os.makedirs(out, exist_ok=True)
     print(
@@ -190,12 +193,14 @@ def run(config):
         f"{info.num_examples or '?'} training examples; out {out}"
     )
     phases = model.training_phases(config.epochs)
+    # Before a resume too: it may build what the checkpoint does not hold (a GAN's judge).
+    model.prepare(train_ds, info)
     if state is None:
         resume.clear(folder)
         state = resume.RunState(config=fingerprint)
-        model.prepare(train_ds, info)
     else:
-        print(f"resuming after epoch {state.epoch}, in phase {phases[state.phase].name}")
+        where = phases[state.phase].name if state.phase < len(phases) else "its results"
+        print(f"resuming after epoch {state.epoch}, in phase {where}")
         # The data order continues where it stopped (each pass reshuffles; see zoo.data).
         if config.steps_per_epoch:
             train_ds = train_ds.skip(state.epoch * config.steps_per_epoch)
@@ -223,7 +228,10 @@ def run(config):
         if state.phase_epoch == 0:
             state.starts.append((phase.name, state.epoch + 1))
         spent = state.phase_seconds
-        budgets.append(callbacks.TimeBudget(budget * phase.epochs / total_epochs - spent))
+        share = budget * phase.epochs / total_epochs
+        budgets.append(callbacks.TimeBudget(share - spent))
+        if spent >= share:  # its budget ran out before the interruption: the phase is over
+            phase = dataclasses.replace(phase, epochs=state.phase_epoch)
 
         def on_saved(epoch, logs, name, best, phase=i, spent=spent, timer=budgets[-1]):
             for key, value in logs.items():

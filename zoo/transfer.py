@@ -187,9 +187,10 @@ class TransferClassifier(ZooModel, keras.Model):
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True) * replicas
             return loss, y_pred
 
-        loss, y_pred, applied = minimize(
-            self.optimizer, self.trainable_weights, loss_fn, state=self.non_trainable_weights
-        )
+        # Only batch-norm statistics can move in a forward pass; a frozen backbone's kernels
+        # (non-trainable too, and most of the weights) need no copy each step.
+        moving = [v for v in self.non_trainable_weights if "moving_" in v.path]
+        loss, y_pred, applied = minimize(self.optimizer, self.trainable_weights, loss_fn, moving)
 
         def update_metrics():
             self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
@@ -197,11 +198,6 @@ class TransferClassifier(ZooModel, keras.Model):
 
         record_step(applied, self.skipped_steps, update_metrics)
         return self.get_metrics_result()
-
-    def test_step(self, data):
-        logs = super().test_step(data)
-        logs.pop("skipped_steps", None)
-        return logs
 
     # The network.
 

@@ -337,7 +337,7 @@ class Transflow(ZooModel, keras.Model):
             self.accuracy_tracker.update_state(y, tf.cast(log_probs, tf.float32))
             own = tf.gather(log_probs, y, axis=1, batch_dims=1)
         self.log_prob_tracker.update_state(tf.cast(own, tf.float32))
-        return {m.name: m.result() for m in self.metrics if m is not self.skipped_steps}
+        return {m.name: m.result() for m in self.metrics}
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -219,11 +219,13 @@ def test_stale_checkpoint_temporaries_are_removed_and_checkpoints_kept(tmp_path)
 
 def test_a_diverging_run_stops_with_exit_1_and_exports_nothing(tmp_path, capsys):
     out = tmp_path / "run"
-    options = ["--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "40"]
+    # 24 steps an epoch: the first step blows the weights up, then every step is skipped, and
+    # the run of skipped steps reaches 25 in the second epoch.
+    options = ["--epochs", "3", "--batch-size", "64"]
     status = cli.main(["train", "nice", "--out", str(out), "--learning-rate", "1e30", *options])
     err = capsys.readouterr().err.strip()
     assert status == 1, err
-    assert err.startswith("zoo: error: training stopped in epoch 1: 25 steps in a row") and (
+    assert err.startswith("zoo: error: training stopped in epoch 2: 25 steps in a row") and (
         "Nothing was exported" in err
     ), err
     assert not (out / "export").exists() and not (out / "model.keras").exists()
@@ -237,3 +239,24 @@ def test_export_refuses_non_finite_weights(tmp_path):
     with pytest.raises(ValueError, match=r"Not exporting .* 1 variables hold NaN or inf"):
         export.export(model, str(tmp_path), model_name="m")
     assert not os.listdir(tmp_path)
+
+
+def test_the_skipped_steps_guard_counts_replica_shares_and_whole_epochs():
+    from zoo import callbacks
+
+    class Model:
+        stop_training = False
+
+    guard = callbacks.SkippedStepsGuard(patience=3)
+    guard.set_model(Model())
+    guard.on_epoch_begin(0)
+    for i in range(3):  # under two replicas a batch's log rises by half a step
+        guard.on_train_batch_end(i, {"skipped_steps": 0.5 * (i + 1)})
+    assert guard.model.stop_training and "3 steps in a row" in guard.failure
+    guard = callbacks.SkippedStepsGuard(patience=100)
+    guard.set_model(Model())
+    guard.on_epoch_begin(0)
+    for i in range(4):
+        guard.on_train_batch_end(i, {"skipped_steps": float(i + 1)})
+    guard.on_epoch_end(0, {"skipped_steps": 4.0})
+    assert "all 4 steps of the epoch" in guard.failure
