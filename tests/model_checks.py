@@ -173,8 +173,8 @@ class ModelChecks:
         )
 
     def check_failed_fit_leaves_model_usable(self, model):
-        """A ``fit`` that fails on a batch of the wrong rank leaves ``model`` (compiled) able to
-        train."""
+        """A ``fit`` and an ``evaluate`` that fail on a batch of the wrong rank leave ``model``
+        (compiled) able to evaluate and train."""
         images = np.asarray(_first_input(self.batch))[..., None]
         wrong = (images, *self.batch[1:]) if isinstance(self.batch, tuple) else images
         try:
@@ -183,6 +183,13 @@ class ModelChecks:
             pass
         else:
             raise AssertionError("fit accepted images of rank 5")
+        try:
+            model.evaluate(tf.data.Dataset.from_tensors(wrong), verbose=0)
+        except Exception:
+            pass
+        else:
+            raise AssertionError("evaluate accepted images of rank 5")
+        model.evaluate(tf.data.Dataset.from_tensors(self.batch), verbose=0)
         before = [np.array(v.numpy()) for v in model.trainable_variables]
         history = model.fit(tf.data.Dataset.from_tensors(self.batch), verbose=0)
         assert all(np.isfinite(v[-1]) for v in history.history.values()), history.history

@@ -192,23 +192,31 @@ class ZooModel:
         `zoo.backbones`) to features; what `zoo.TransferClassifier` builds on."""
         raise NotImplementedError(f"{type(self).__name__} has no feature extractor.")
 
+    def _forget_traces(self):
+        """After a failure (a bad batch shape, an interrupt) the model stays usable: Keras keeps
+        a half-traced function, whose next trace fails with "Creating variables on a non-first
+        call", so they are dropped and traced afresh."""
+        self.train_function = self.test_function = self.predict_function = None
+
     def fit(self, *args, **kwargs):
-        """``keras.Model.fit``; after a failure (a bad batch shape, an interrupt) the model stays
-        usable: Keras keeps the half-traced train function, whose next trace would fail with
-        "Creating variables on a non-first call", so it is dropped and traced afresh."""
+        """``keras.Model.fit``, usable again after a failure (`_forget_traces`)."""
         try:
             history = super().fit(*args, **kwargs)
         except BaseException:
-            self.train_function = self.test_function = self.predict_function = None
+            self._forget_traces()
             raise
         if not history.history and kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0):
             raise ValueError("fit got no training data: the dataset is empty.")
         return history
 
     def evaluate(self, *args, **kwargs):
-        """``keras.Model.evaluate``; a dict of results leaves out ``skipped_steps`` (a count of
-        refused training steps, always 0 here)."""
-        results = super().evaluate(*args, **kwargs)
+        """``keras.Model.evaluate``, usable again after a failure (`_forget_traces`); a dict of
+        results leaves out ``skipped_steps`` (a count of refused training steps, 0 here)."""
+        try:
+            results = super().evaluate(*args, **kwargs)
+        except BaseException:
+            self._forget_traces()
+            raise
         if isinstance(results, dict):
             results.pop("skipped_steps", None)
         return results
