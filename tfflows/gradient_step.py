@@ -28,7 +28,7 @@ def minimize(optimizer, variables, loss_fn, state=(), when=True):
     put back as they were. ``when`` False (a scalar bool tensor) skips the step as well, e.g. a
     GAN's generator step after a skipped discriminator step. A ``LossScaleOptimizer`` makes the
     same decision itself, and also halves its scale, so an overflowing float16 step is skipped
-    the same way.
+    the same way; a step skipped by ``when`` alone leaves its scale as it was.
 
     Returns ``(loss, aux, applied)``, ``applied`` a scalar bool, the same on every replica.
     """
@@ -38,11 +38,13 @@ def minimize(optimizer, variables, loss_fn, state=(), when=True):
         loss, aux = loss_fn()
         scaled = optimizer.scale_loss(loss / replicas)
     grads = tape.gradient(scaled, variables)
-    applied = tf.logical_and(all_replicas(all_finite([loss, *grads])), when)
+    finite = all_replicas(all_finite([loss, *grads]))
+    applied = tf.logical_and(finite, when)
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        # It skips non-finite gradients and lowers its scale; a non-finite loss must skip too.
-        grads = [tf.where(applied, g, float("nan")) if g is not None else g for g in grads]
-        optimizer.apply(grads, variables)
+        # It skips non-finite gradients and lowers its scale; a non-finite loss must count as
+        # an overflow too. A step not wanted (``when`` False) leaves its scale alone.
+        grads = [tf.where(finite, g, float("nan")) if g is not None else g for g in grads]
+        _apply_if(optimizer, when, grads, variables)
     else:
         _apply_if(optimizer, applied, grads, variables)
     for variable, value in zip(state, before, strict=True):
@@ -68,6 +70,10 @@ def _apply_if(optimizer, applied, grads, variables):
 
     def apply(grads):
         optimizer.apply(grads, variables)
+
+    if applied is True:
+        apply(grads)
+        return
 
     if tf.__internal__.distribute.strategy_supports_no_merge_call():
         tf.cond(applied, lambda: apply(grads), lambda: None)

@@ -37,7 +37,14 @@ from tfflows import minimize
 from tfflows.flow import sampling_arguments, weighted_mean
 from tfflows.gradient_step import record_step, skipped_steps_metric
 from zoo import plots, registry
-from zoo.base import DataSpec, ZooModel, standard_normal, whole_number, whole_numbers
+from zoo.base import (
+    DataSpec,
+    ZooModel,
+    standard_normal,
+    training_noise,
+    whole_number,
+    whole_numbers,
+)
 from zoo.gan import upsampling_stages
 
 ARCHITECTURES = ("dense", "conv")
@@ -323,6 +330,7 @@ class Autoencoder(ZooModel, keras.Model):
         self._output = keras.activations.get(output_activation or "linear")
         self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", "mse", "psnr")]
         self.skipped_steps = skipped_steps_metric()
+        self.noise = keras.random.SeedGenerator(name="noise")
         self.built = True
 
     @property
@@ -338,7 +346,7 @@ class Autoencoder(ZooModel, keras.Model):
         noise."""
         h = tf.cast(self.encoder(self.images(x), training=training), tf.float32)
         if training and self.code_noise_std:
-            h += self.code_noise_std * tf.random.normal(tf.shape(h))
+            h += self.code_noise_std * training_noise(self.noise, tf.shape(h))
         return self._latent(h)
 
     def decode(self, z, training=False):
@@ -375,7 +383,9 @@ class Autoencoder(ZooModel, keras.Model):
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        inputs = x + self.noise_std * tf.random.normal(tf.shape(x)) if self.noise_std else x
+        inputs = x
+        if self.noise_std:
+            inputs = x + self.noise_std * training_noise(self.noise, tf.shape(x))
 
         def loss_fn():
             logits = self._logits(self.encode(inputs, training=True), training=True)
@@ -652,6 +662,7 @@ class VAE(ZooModel, keras.Model):
             names.append("bits_per_dim")
         self.trackers = [keras.metrics.Mean(name=n) for n in names]
         self.skipped_steps = skipped_steps_metric()
+        self.noise = keras.random.SeedGenerator(name="noise")
         self.built = True
 
     @classmethod
@@ -778,7 +789,7 @@ class VAE(ZooModel, keras.Model):
 
     def train_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        eps = tf.random.normal([tf.shape(x)[0], self.latent_dim])
+        eps = training_noise(self.noise, [tf.shape(x)[0], self.latent_dim])
 
         def loss_fn():
             log_likelihood, kl = self.elbo_terms(x, eps, training=True)
@@ -796,7 +807,7 @@ class VAE(ZooModel, keras.Model):
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        eps = tf.random.normal([tf.shape(x)[0], self.latent_dim])
+        eps = training_noise(self.noise, [tf.shape(x)[0], self.latent_dim])
         self._update_metrics(*self.elbo_terms(x, eps), sample_weight)
         return {m.name: m.result() for m in self.metrics}
 

@@ -150,7 +150,8 @@ def _application(name, input_shape, weights):
 
 def conv_net(image_shape, filters=32, stages=2, dtype=None, name="convnet"):
     """The zoo's small backbone: per stage, a 3x3 conv and a stride-2 3x3 conv, each followed
-    by batch norm (momentum 0.9, for short runs) and ReLU; ``filters`` doubling per stage.
+    by batch norm (momentum 0.9, for short runs; global-batch statistics under `tf.distribute`)
+    and ReLU; ``filters`` doubling per stage.
     ``[H, W, C] -> [H / 2^s, W / 2^s, filters 2^(s-1)]`` features."""
     layers = [keras.Input(tuple(image_shape))]
     for stage in range(int(stages)):
@@ -167,7 +168,9 @@ def conv_net(image_shape, filters=32, stages=2, dtype=None, name="convnet"):
                     name=prefix,
                     dtype=dtype,
                 ),
-                keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn", dtype=dtype),
+                keras.layers.BatchNormalization(
+                    momentum=0.9, synchronized=True, name=f"{prefix}_bn", dtype=dtype
+                ),
                 keras.layers.ReLU(name=f"{prefix}_relu", dtype=dtype),
             ]
     return keras.Sequential(layers, name=name)

@@ -72,6 +72,24 @@ def standard_normal(shape, seed=None):
     return tf.random.normal(shape, seed=seed)
 
 
+def training_noise(generator, shape, kind="normal"):
+    """Noise for a train or test step, drawn from ``generator`` (a `keras.random.SeedGenerator`
+    the model owns): ``N(0, I)`` (``kind="normal"``) or ``U[0, 1)`` (``"uniform"``).
+
+    Keras keeps the generator's state in a variable, which `zoo.resume` checkpoints, so a
+    resumed run draws what the uninterrupted run would have drawn (TensorFlow's stateful
+    ``tf.random`` ops restart their sequences whenever a function is traced again). Each
+    replica of a `tf.distribute` strategy folds in its id: replicas draw different noise.
+    """
+    seed = generator.next()
+    context = tf.distribute.get_replica_context()
+    if context is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+    if kind == "normal":
+        return tf.random.stateless_normal(shape, seed=seed)
+    return tf.random.stateless_uniform(shape, seed=seed)
+
+
 def whole_number(name, value, minimum=1):
     """``value`` as an int; a ValueError naming ``name`` unless it is a whole number (not a
     bool, a float or a string) of at least ``minimum``."""

@@ -100,7 +100,7 @@ def load(
         the bins' centres; ``"unit"``: ``x / (K - 1)`` in ``[0, 1]``; ``"symmetric"``:
         ``2 x / (K - 1) - 1`` in ``[-1, 1]``.
       dequantize_seed: fixed dequantization noise (the same every epoch), e.g. for reproducible
-        evaluation; by default the noise is drawn afresh each epoch.
+        evaluation; by default the noise is drawn afresh each epoch (from ``seed``).
       with_labels: yield ``(image, label)`` pairs.
       classes: labels to keep, renumbered ``0 .. len(classes) - 1`` in this order (``info``
         records them as ``classes``).
@@ -174,7 +174,7 @@ def load(
     if shuffle:
         buffer = (num_examples or 10_000) if shuffle is True else int(shuffle)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = _scale(ds, num_levels, scaling, dequantize_seed)
+    ds = _scale(ds, num_levels, scaling, dequantize_seed, seed)
     if not with_labels:
         ds = ds.map(lambda image, label: image)
     if batch_size:
@@ -235,7 +235,7 @@ def _select(ds, name, split, num_classes, num_examples, classes, per_class, seed
     return ds, k, int(found.sum()), classes
 
 
-def _scale(ds, num_levels, scaling, seed):
+def _scale(ds, num_levels, scaling, fixed_seed, seed):
     top = float(num_levels - 1)
     if scaling == "unit":
         return ds.map(lambda image, label: (image / top, label))
@@ -243,18 +243,20 @@ def _scale(ds, num_levels, scaling, seed):
         return ds.map(lambda image, label: (2.0 * image / top - 1.0, label))
     if scaling == "centered":
         return ds.map(lambda image, label: ((image + 0.5) / float(num_levels), label))
-    if seed is None:
-        return ds.map(
-            lambda image, label: (uniform_dequantize(image, num_levels), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    if fixed_seed is None:
+        # Stateful random ops in a map restart their sequence with every iterator, i.e. every
+        # epoch of `fit`: per-element seeds from a dataset that redraws each pass do not.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    else:
+        seeds = tf.data.Dataset.from_tensors(tf.cast(fixed_seed, tf.int64)).repeat()
 
-    def fixed_noise(index, element):
+    def dequantize(index, element, seed):
         image, label = element
-        noise_seed = tf.stack([tf.cast(seed, tf.int64), index])
+        noise_seed = tf.stack([seed, index])
         return uniform_dequantize(image, num_levels, seed=noise_seed), label
 
-    return ds.enumerate().map(fixed_noise, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip(ds.enumerate(), seeds)
+    return ds.map(lambda i_e, s: dequantize(*i_e, s), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _from_arrays(images, labels):

@@ -29,7 +29,7 @@ from tfflows import minimize
 from tfflows.flow import sampling_arguments
 from tfflows.gradient_step import record_step, skipped_steps_metric
 from zoo import callbacks, plots, registry
-from zoo.base import DataSpec, ZooModel, standard_normal, whole_number
+from zoo.base import DataSpec, ZooModel, standard_normal, training_noise, whole_number
 from zoo.feature_classifier import FeatureClassifier
 from zoo.gan_metrics import FrechetDistance, ModeCoverage
 
@@ -105,6 +105,7 @@ class GAN(ZooModel, keras.Model):
             keras.metrics.Mean(name=n) for n in ("d_loss", "g_loss", "real_score", "fake_score")
         ]
         self.skipped_steps = skipped_steps_metric()
+        self.noise = keras.random.SeedGenerator(name="noise")
         self.judge = None
         if judge is not None:
             self.attach_judge(judge)
@@ -182,7 +183,7 @@ class GAN(ZooModel, keras.Model):
         return (x[:n], *(r[:n] for r in rest))
 
     def _noise(self, n):
-        return tf.random.normal([n, self.latent_dim])
+        return training_noise(self.noise, [n, self.latent_dim])
 
     def train_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
@@ -367,14 +368,16 @@ def upsampling_stages(height, width, max_stages=3, min_size=2):
 
 
 def dcgan_generator(image_shape, latent_dim, filters, dtype=None):
-    """Dense -> reshape -> stride-2 transposed convs with batch norm and ReLU -> tanh."""
+    """Dense -> reshape -> stride-2 transposed convs with batch norm and ReLU -> tanh. The batch
+    norms take their statistics over the global batch under `tf.distribute` (``synchronized``),
+    so several replicas train as one device would."""
     h, w, c = image_shape
     n = upsampling_stages(h, w)
     width = [filters * 2 ** (n - 1 - i) for i in range(n)] or [filters]
     layers = [
         keras.Input((latent_dim,)),
         keras.layers.Dense((h >> n) * (w >> n) * width[0], use_bias=False, dtype=dtype),
-        keras.layers.BatchNormalization(dtype=dtype),
+        keras.layers.BatchNormalization(synchronized=True, dtype=dtype),
         keras.layers.ReLU(dtype=dtype),
         keras.layers.Reshape((h >> n, w >> n, width[0]), dtype=dtype),
     ]
@@ -384,7 +387,7 @@ def dcgan_generator(image_shape, latent_dim, filters, dtype=None):
             keras.layers.Conv2DTranspose(
                 out, 4, strides=2, padding="same", use_bias=False, dtype=dtype
             ),
-            keras.layers.BatchNormalization(dtype=dtype),
+            keras.layers.BatchNormalization(synchronized=True, dtype=dtype),
             keras.layers.ReLU(dtype=dtype),
         ]
     layers += [

@@ -5,7 +5,9 @@ state) to ``checkpoints/resume-NNNN.keras`` and then this `RunState` to
 ``checkpoints/state.json``, each atomically; the state names its checkpoint, so a kill at any
 moment leaves a state whose checkpoint is complete and of the epoch it says. Resuming restores
 the weights, the optimizers' moments and step counts, the epoch and phase, the time budget spent,
-the history and the best monitored value, and skips the data order ahead to the next epoch.
+the history and the best monitored value, and the random state: the models' seed generators
+(`seed_states`), and the data's order and dequantization noise, by skipping the data ahead to the
+next epoch (each pass of `zoo.data.load`'s data draws both from seeds that advance per pass).
 
 Keras' ``BackupAndRestore`` keeps weights and an epoch but not a recipe of several ``fit`` calls
 (phases), the best value or the history, and writes its files in place; hence this.
@@ -51,6 +53,7 @@ class RunState:
     history: dict = dataclasses.field(default_factory=dict)
     starts: list = dataclasses.field(default_factory=list)
     phase_figures: dict = dataclasses.field(default_factory=dict)
+    seeds: list = dataclasses.field(default_factory=list)
     finished: bool = False
 
     def save(self, folder):
@@ -123,10 +126,21 @@ def clear(folder):
                 os.remove(os.path.join(folder, name))
 
 
-def restore(model, path, with_optimizer=True):
+def seed_states(model):
+    """The states of ``model``'s `keras.random.SeedGenerator` s (dropout, a model's training
+    noise), in the order of ``model.variables``: Keras' checkpoints leave them out."""
+    return [[int(n) for n in v.numpy()] for v in _seed_variables(model)]
+
+
+def _seed_variables(model):
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def restore(model, path, with_optimizer=True, seeds=None):
     """Loads the weights of the checkpoint ``path`` into ``model`` and, ``with_optimizer``, its
     optimizers' state (they are built first, so that the saved moments have somewhere to go);
-    without, the optimizers are left as they are (a phase that recompiled starts its own)."""
+    without, the optimizers are left as they are (a phase that recompiled starts its own).
+    ``seeds``: the `seed_states` saved with the checkpoint, put back."""
     import keras
     from keras.src.saving import saving_lib
 
@@ -140,6 +154,15 @@ def restore(model, path, with_optimizer=True):
     saving_lib.load_weights_only(
         model, path, objects_to_skip=None if with_optimizer else optimizers
     )
+    if seeds:
+        variables = _seed_variables(model)
+        if len(variables) != len(seeds):
+            raise ValueError(
+                f"{path} was saved with {len(seeds)} random seed states, the model has "
+                f"{len(variables)}; rerun with --restart."
+            )
+        for variable, value in zip(variables, seeds, strict=True):
+            variable.assign(value)
 
 
 def write_history(history, path):

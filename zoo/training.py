@@ -132,6 +132,19 @@ def load_data(config, split, data_spec, **kwargs):
     )
 
 
+def batches_per_pass(ds):
+    """The number of batches in one pass over ``ds`` (counted when tf.data cannot say, e.g.
+    after a filter). Training repeats its data and takes this many steps an epoch: `fit` then
+    keeps one iterator, so a resumed run skips exactly the batches already seen (a finite
+    dataset gets one or two iterators an epoch, depending on whether its length is known)."""
+    import tensorflow as tf
+
+    count = int(ds.cardinality())
+    if count < 0:
+        count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    return count
+
+
 def run(config):
     """Trains ``config.model`` as ``config`` says; returns the dict written to metrics.json."""
     import keras
@@ -166,8 +179,6 @@ def run(config):
         seed=config.seed,
         per_class=config.labels_per_class,
     )
-    if config.steps_per_epoch:
-        train_ds = train_ds.repeat()
     test_ds, _ = load_data(config, config.test_split, cls.data_spec, dequantize_seed=config.seed)
     if multi_worker:
         train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
@@ -186,6 +197,15 @@ def run(config):
         train_ds = train_ds.filter(
             lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= min_batch
         )
+    steps_per_epoch = config.steps_per_epoch
+    if not multi_worker:
+        steps_per_epoch = steps_per_epoch or batches_per_pass(train_ds)
+        if not steps_per_epoch:
+            raise ValueError(
+                f"{config.train_split!r} of {info.name!r} gives no training batch of at least "
+                f"{min_batch} examples."
+            )
+        train_ds = train_ds.repeat()
     os.makedirs(out, exist_ok=True)
     print(
         f"{config.model}: {model.count_params():,} weights, dtype policy {policy}; "
@@ -201,12 +221,8 @@ def run(config):
     else:
         where = phases[state.phase].name if state.phase < len(phases) else "its results"
         print(f"resuming after epoch {state.epoch}, in phase {where}")
-        # The data order continues where it stopped (each pass reshuffles; see zoo.data).
-        if config.steps_per_epoch:
-            train_ds = train_ds.skip(state.epoch * config.steps_per_epoch)
-        else:
-            for _ in range(state.epoch):
-                iter(train_ds)
+        # The data order and noise continue where they stopped (each pass draws anew).
+        train_ds = train_ds.skip(state.epoch * steps_per_epoch)
 
     total_epochs = sum(phase.epochs for phase in phases)
     budget = config.time_budget or float("inf")
@@ -223,7 +239,12 @@ def run(config):
             continue  # finished before an interruption; its begin() replayed above
         if resuming:
             checkpoint_file = os.path.join(folder, state.checkpoint)
-            resume.restore(model, checkpoint_file, with_optimizer=state.checkpoint_phase == i)
+            resume.restore(
+                model,
+                checkpoint_file,
+                with_optimizer=state.checkpoint_phase == i,
+                seeds=state.seeds,
+            )
             resuming = False
         if state.phase_epoch == 0:
             state.starts.append((phase.name, state.epoch + 1))
@@ -238,6 +259,7 @@ def run(config):
                 state.history.setdefault(key, []).append(float(value))
             state.epoch, state.checkpoint, state.checkpoint_phase = epoch + 1, name, phase
             state.phase, state.best = phase, best
+            state.seeds = resume.seed_states(model)
             state.phase_epoch += 1
             state.phase_seconds = spent + timer.elapsed
             state.save(folder)
@@ -248,7 +270,7 @@ def run(config):
             validation_data=test_ds,
             initial_epoch=state.epoch,
             epochs=state.epoch + phase.epochs - state.phase_epoch,
-            steps_per_epoch=config.steps_per_epoch,
+            steps_per_epoch=steps_per_epoch,
             shuffle=False,
             verbose=1 if sys.stdout.isatty() or config.verbose else 2,
             callbacks=[checkpoint, history, budgets[-1], guard, *model.fit_callbacks(out)],

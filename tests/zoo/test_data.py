@@ -1,6 +1,7 @@
 import gzip
 import struct
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -60,6 +61,25 @@ def test_dequantize_seed_fixes_the_noise_and_none_redraws_it():
     np.testing.assert_array_equal(np.stack(as_numpy(fixed)), np.stack(as_numpy(fixed)))
     fresh, _ = data.load("digits", "test[:20]")
     assert np.any(np.stack(as_numpy(fresh)) != np.stack(as_numpy(fresh)))
+
+
+def test_each_pass_draws_new_noise_and_order_reproducibly_from_the_seed():
+    """As `fit` iterates a dataset once per epoch, with the global seed set as `zoo train` sets
+    it: every epoch dequantizes anew, and a resumed run that skips the passes already done (one
+    iterator each) gets the very next epoch's order and noise."""
+
+    def passes(skip=0, count=3):
+        keras.utils.set_random_seed(0)
+        ds, _ = data.load("digits", "test[:40]", shuffle=True, seed=0, batch_size=40)
+        for _ in range(skip):
+            iter(ds)
+        return [next(iter(ds)).numpy() for _ in range(count)]
+
+    first, second, third = passes()
+    for a, b in ((first, second), (second, third)):
+        assert np.all(a != b)  # noise (and order) redrawn
+        np.testing.assert_array_equal(np.sort(np.floor(a * 17), 0), np.sort(np.floor(b * 17), 0))
+    np.testing.assert_array_equal(passes(skip=2, count=1)[0], third)
 
 
 def test_batching_shuffling_and_resize_to_rgb():

@@ -1,5 +1,6 @@
 """Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: a flow, a
-transfer classifier through both phases, and Transflow's statistics.
+transfer classifier through both phases, Transflow's statistics, the training noise and a
+loss-scaled step.
 
 Logical devices must be configured before TensorFlow initializes, so this runs in a subprocess.
 Batches divide evenly by the replicas: with Keras 3.15 / TF 2.21, `evaluate` under
@@ -93,6 +94,29 @@ SCRIPT = textwrap.dedent(
         reference.observe(x, y)
     assert tf_model.count.numpy().sum() == 256, tf_model.count.numpy()
     np.testing.assert_allclose(tf_model.total.numpy(), reference.total.numpy(), rtol=1e-5)
+    # Training noise differs between replicas; a loss-scaled step skipped on purpose (a GAN's
+    # generator after a skipped discriminator step) leaves the loss scale alone.
+    from tfflows import minimize
+    from zoo.base import training_noise
+    with strategy.scope():
+        noise = keras.random.SeedGenerator(1)
+        w = keras.Variable(np.ones(3, np.float32))
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.1))
+        optimizer.build([w])
+    draws = strategy.experimental_local_results(
+        strategy.run(tf.function(lambda: training_noise(noise, [4]))))
+    assert not np.allclose(draws[0], draws[1]), draws
+
+    @tf.function
+    def step(when):
+        loss_fn = lambda: (tf.reduce_sum(tf.square(w - 3.0)), ())
+        return strategy.run(lambda: minimize(optimizer, [w], loss_fn, when=when)[2])
+
+    scale = float(optimizer.dynamic_scale.numpy())
+    step(tf.constant(False))
+    assert float(optimizer.dynamic_scale.numpy()) == scale and np.all(w.numpy() == 1.0)
+    step(tf.constant(True))
+    assert float(optimizer.dynamic_scale.numpy()) == scale and np.all(w.numpy() > 1.0)
     print("OK", before, after)
     """
 )

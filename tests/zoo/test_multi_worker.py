@@ -1,7 +1,6 @@
 """`zoo train --strategy multi-worker` with two worker processes on localhost ports: both end
 with the same weights, and with the figures of one process over the same global batches (a
-flow, to float round-off; a GAN, whose replicas draw their own noise and normalize their own
-half batch, to a stated tolerance)."""
+flow, to float round-off; a GAN, whose replicas draw their own noise, to a stated tolerance)."""
 
 import json
 import os
@@ -26,8 +25,8 @@ DATA = [
     "test[:128]",
 ]
 # NICE: two workers sum the same gradients in another order than one process (round-off).
-# DCGAN: each replica draws its own noise and normalizes its own half batch.
-TOLERANCE = {"nice": 1e-4, "dcgan": 0.05}
+# DCGAN: each replica draws its own noise (its batch norms use global-batch statistics).
+TOLERANCE = {"nice": 1e-4, "dcgan": 0.01}
 
 
 def _free_ports(n):
@@ -85,5 +84,6 @@ def test_two_workers_train_in_lockstep_and_match_one_process(model, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     expected = json.load(open(os.path.join(single, "metrics.json")))["held_out"][figure]
     got = reports[0]["held_out"][figure]
+    print(model, "two workers", got, "one process", expected)
     assert abs(got - expected) < TOLERANCE[model], (got, expected)
     assert json.load(open(os.path.join(out, "metrics.json")))["epochs_run"] == 1
