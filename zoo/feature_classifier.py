@@ -9,6 +9,8 @@ the precision the generative model trained in.
 import keras
 import tensorflow as tf
 
+from zoo.optimizers import FusedAdam
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class FeatureClassifier(keras.Model):
@@ -56,7 +58,7 @@ class FeatureClassifier(keras.Model):
         """Trains for ``steps`` batches of ``(images in [0, 1], labels)`` (``dataset`` repeats);
         returns the training accuracy over the last quarter of the steps."""
         self.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
+            optimizer=FusedAdam(learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )

@@ -32,6 +32,7 @@ from zoo import callbacks, plots, registry
 from zoo.base import DataSpec, ZooModel, standard_normal, training_noise, whole_number
 from zoo.feature_classifier import FeatureClassifier
 from zoo.gan_metrics import FrechetDistance, ModeCoverage
+from zoo.optimizers import FusedAdam
 
 LOSSES = ("non_saturating", "minimax")
 
@@ -154,8 +155,8 @@ class GAN(ZooModel, keras.Model):
         """Adam(2e-4, beta_1 = 0.5) for both players, as in the DCGAN paper."""
         lr = learning_rate or 2e-4
         return {
-            "d_optimizer": keras.optimizers.Adam(lr, beta_1=0.5),
-            "g_optimizer": keras.optimizers.Adam(lr, beta_1=0.5),
+            "d_optimizer": FusedAdam(lr, beta_1=0.5),
+            "g_optimizer": FusedAdam(lr, beta_1=0.5),
         }
 
     # The game.

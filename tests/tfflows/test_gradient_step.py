@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfflows import minimize
+from tfflows.gradient_step import all_finite
 
 
 def _problem(loss_scaled=False):
@@ -62,3 +63,16 @@ def test_a_step_not_wanted_leaves_the_loss_scale_alone():
     assert _scale(optimizer) == 2.0**10 and optimizer.iterations.numpy() == 0
     assert bool(step(x, when=tf.constant(True)))
     assert not np.allclose(w.numpy(), 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_all_finite_sees_every_nan_and_inf_and_no_overflowing_sum(dtype):
+    big = float(np.finfo(np.float16).max if dtype == "float16" else np.finfo(np.float32).max)
+    finite = tf.constant(np.full(8, big / 2), dtype)  # its sum overflows
+    assert bool(all_finite([finite, None, tf.ones([3], dtype)]))
+    for bad in (np.nan, np.inf, -np.inf):
+        values = np.ones(8)
+        values[5] = bad
+        assert not bool(all_finite([tf.ones([2], dtype), tf.constant(values, dtype)]))
+    assert not bool(tf.function(all_finite)([finite, tf.constant([1.0, np.nan], dtype)]))
+    assert bool(all_finite([]))

@@ -1,0 +1,155 @@
+"""NICE training-step throughput on this CPU under each dtype policy, against the torch peer.
+
+    python bench/nice_step.py [--steps 40] [--rounds 3] [--quality-steps 0]
+
+The NICE paper's MNIST model (4 additive couplings, 5 x 1000 ReLU MLPs, 19.2M weights), batch
+200, trained through `model.fit` on zoo.data's pipeline (dequantized MNIST, the first 9,000
+images of ``--mnist``). Each variant runs in its own process; the rounds run every variant once,
+one after another, so that machine noise hits them alike. The figure is the median over rounds
+of the steady-state training samples/s (an epoch of ``--steps`` steps after a warm-up epoch) and
+the largest peak resident memory of the variant's process.
+
+When torch is importable by ``--torch-python`` (default: ../torch-venv/bin/python if present,
+else this Python), ../shared/peers/nice_torch.py runs in the same rounds, in float32 and under
+bfloat16 autocast (``AUTOCAST=1``); ratios are against its bfloat16 figure. ``--quality-steps N``
+also trains each zoo variant N steps from the same seed and prints the held-out bits/dim of the
+last 1,000 images (issue 10's bound: within 0.02 of float32).
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared")
+PEER = os.path.join(SHARED, "peers", "nice_torch.py")
+BATCH = 200
+VARIANTS = {
+    "zoo float32": ("float32", False),
+    "zoo mixed_bfloat16": ("mixed_bfloat16", False),
+    "zoo float32 XLA": ("float32", True),
+}
+
+
+def child(args):
+    """One zoo variant in this process: prints a JSON line of its figures."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from zoo import data, flows
+
+    policy, jit = VARIANTS[args.child]
+    keras.config.set_dtype_policy(policy)
+    train, info = data.load(args.mnist, "test[:9000]", batch_size=BATCH, shuffle=True, seed=0)
+    test, _ = data.load(args.mnist, "test[9000:]", batch_size=BATCH, dequantize_seed=0)
+
+    def fit(steps, epochs, callbacks=()):
+        keras.utils.set_random_seed(0)
+        model = flows.NICE(info.image_shape, info.num_levels)
+        model.compile(**model.compile_defaults(), jit_compile=jit)
+        model.fit(
+            train.repeat(), steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=callbacks
+        )
+        return model
+
+    seconds = []
+    timer = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seconds.append(-time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: seconds.append(seconds.pop() + time.perf_counter()),
+    )
+    model = fit(args.steps, 2, [timer])
+    row = {"weights": model.count_params(), "samples_per_s": args.steps * BATCH / seconds[-1]}
+    if args.quality_steps:
+        model = fit(args.quality_steps, 1)
+        row["bits_per_dim"] = model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
+    print(json.dumps(row))
+
+
+def run(command, env=None):
+    """Runs ``command``; returns its stdout and its peak resident memory (MiB)."""
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=err, env={**os.environ, **(env or {})}
+        )
+        out = process.stdout.read().decode()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{err.read().decode()[-3000:]}")
+    return out, usage.ru_maxrss / 1024
+
+
+def torch_python(path):
+    candidates = [path] if path else [os.path.join(SHARED, "..", "torch-venv", "bin", "python")]
+    for python in [*candidates, sys.executable]:
+        if os.path.exists(python) and not subprocess.call(
+            [python, "-c", "import torch"], stderr=subprocess.DEVNULL
+        ):
+            return python
+    return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mnist", default=os.path.join(SHARED, "data", "mnist"))
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quality-steps", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--torch-python", default=None)
+    parser.add_argument("--torch-seconds", type=float, default=20.0)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not os.path.exists(os.path.join(args.mnist, "t10k-images-idx3-ubyte.gz")):
+        parser.error(f"no MNIST idx files in {args.mnist} (--mnist)")
+    if args.child:
+        return child(args)
+
+    commands = {
+        name: [sys.executable, __file__, "--child", name, "--mnist", args.mnist,
+               "--steps", str(args.steps), "--quality-steps", str(args.quality_steps)]
+        for name in args.variants
+    }  # fmt: skip
+    envs = {name: None for name in commands}
+    python = torch_python(args.torch_python)
+    if python:
+        for name, autocast in (("torch float32", "0"), ("torch bfloat16 autocast", "1")):
+            commands[name] = [python, PEER, str(args.torch_seconds)]
+            envs[name] = {"AUTOCAST": autocast}
+    else:
+        print("torch is not importable (--torch-python): the peer is left out")
+    rows = {name: [] for name in commands}
+    for round_ in range(args.rounds):
+        for name, command in commands.items():
+            out, rss = run(command, envs[name])
+            if name.startswith("torch"):
+                found = dict(re.findall(r"(\w+)=([-\d.]+)", out))
+                row = {"samples_per_s": float(found["samples_per_s"])}
+                row["bits_per_dim"] = float(found["bits_per_dim"])
+            else:
+                row = json.loads(out.strip().splitlines()[-1])
+            rows[name].append({**row, "rss_mib": rss})
+            print(f"round {round_ + 1}: {name}: {row['samples_per_s']:.0f} samples/s", flush=True)
+
+    reference = "torch bfloat16 autocast" if python else "zoo float32"
+    median = {n: statistics.median(r["samples_per_s"] for r in rows[n]) for n in rows}
+    print(f"\nNICE step, batch {BATCH}, median of {args.rounds} rounds on {os.cpu_count()} cores")
+    print(f"{'variant':26} {'samples/s':>10} {'/ ' + reference:>30} {'peak RSS MiB':>13}  bits/dim")
+    for name in rows:
+        bits = [r["bits_per_dim"] for r in rows[name] if "bits_per_dim" in r]
+        quality = f"{statistics.median(bits):.4f}" if bits else "-"
+        rss = max(r["rss_mib"] for r in rows[name])
+        ratio = median[name] / median[reference]
+        print(f"{name:26} {median[name]:10.0f} {ratio:30.3f} {rss:13.0f}  {quality}")
+    print("command: python bench/nice_step.py " + " ".join(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    main()
