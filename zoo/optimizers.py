@@ -19,7 +19,7 @@ class FusedAdam(keras.optimizers.Adam):
 
     Keras writes this as about ten TensorFlow ops per variable, each a pass over memory (its
     temporaries included); the kernel reads ``w, m, v, g`` and writes ``w, m, v`` once. On a
-    memory-bound CPU step with many weights this matters: see bench/nice_step.py. Everything
+    memory-bound CPU step with many weights this matters: see bench/train_step.py. Everything
     else (learning-rate schedules, clipping, weight decay, EMA, loss scaling, tf.distribute) is
     Keras' own. Falls back to Keras' update for ``amsgrad``, sparse gradients and backends other
     than TensorFlow.

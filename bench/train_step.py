@@ -1,19 +1,22 @@
-"""NICE training-step throughput on this CPU under each dtype policy, against the torch peer.
+"""Training-step throughput on this CPU under each dtype policy; NICE against the torch peer.
 
-    python bench/nice_step.py [--steps 40] [--rounds 3] [--quality-steps 0]
+    python bench/train_step.py [--model nice] [--steps 40] [--rounds 3] [--quality-steps 0]
 
-The NICE paper's MNIST model (4 additive couplings, 5 x 1000 ReLU MLPs, 19.2M weights), batch
-200, trained through `model.fit` on zoo.data's pipeline (dequantized MNIST, the first 9,000
-images of ``--mnist``). Each variant runs in its own process; the rounds run every variant once,
-one after another, so that machine noise hits them alike. The figure is the median over rounds
-of the steady-state training samples/s (an epoch of ``--steps`` steps after a warm-up epoch) and
-the largest peak resident memory of the variant's process.
+A zoo model in the configuration of its MNIST benchmark (``--model``: NICE as in the paper, 4
+additive couplings of 5 x 1000 ReLU MLPs, 19.2M weights, batch 200; the multi-scale RealNVP of
+bench/mnist_flows.py; the DCGAN, the VAE and the conv autoencoder of bench/mnist_generative.py,
+batch 64), trained through `model.fit` on zoo.data's pipeline (the first 9,000 images of
+``--mnist``). Each variant runs in its own process; the rounds run every variant once, one after
+another, so that machine noise hits them alike. The figure is the median over rounds of the
+steady-state training samples/s (an epoch of ``--steps`` steps after a warm-up epoch) and the
+largest peak resident memory of the variant's process.
 
-When torch is importable by ``--torch-python`` (default: ../torch-venv/bin/python if present,
-else this Python), ../shared/peers/nice_torch.py runs in the same rounds, in float32 and under
-bfloat16 autocast (``AUTOCAST=1``); ratios are against its bfloat16 figure. ``--quality-steps N``
-also trains each zoo variant N steps from the same seed and prints the held-out bits/dim of the
-last 1,000 images (issue 10's bound: within 0.02 of float32).
+For NICE, when torch is importable by ``--torch-python`` (default: ../torch-venv/bin/python if
+present, else this Python), ../shared/peers/nice_torch.py runs in the same rounds, in float32 and
+under bfloat16 autocast (``AUTOCAST=1``), and ratios are against its bfloat16 figure (its
+bits/dim are after ``--torch-seconds`` of training). ``--quality-steps N`` also trains each zoo
+variant N steps from the same seed and prints its held-out figure on the last 1,000 images
+(bits/dim, or the loss; issue 10's bound for NICE: within 0.02 of float32).
 """
 
 import argparse
@@ -29,7 +32,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared")
 PEER = os.path.join(SHARED, "peers", "nice_torch.py")
-BATCH = 200
+MODELS = {
+    "nice": ({}, 200),
+    "realnvp": ({"num_scales": 3, "filters": 32, "num_blocks": 2}, 64),
+    "dcgan": ({}, 64),
+    "vae": ({}, 64),
+    "conv_autoencoder": ({"latent_dim": 32}, 64),
+}
 VARIANTS = {
     "zoo float32": ("float32", False),
     "zoo mixed_bfloat16": ("mixed_bfloat16", False),
@@ -42,16 +51,19 @@ def child(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from zoo import data, flows
+    from zoo import data, registry
 
     policy, jit = VARIANTS[args.child]
+    options, batch = MODELS[args.model]
     keras.config.set_dtype_policy(policy)
-    train, info = data.load(args.mnist, "test[:9000]", batch_size=BATCH, shuffle=True, seed=0)
-    test, _ = data.load(args.mnist, "test[9000:]", batch_size=BATCH, dequantize_seed=0)
+    spec = registry.entry(args.model).cls.data_spec
+    kwargs = {"scaling": spec.scaling, "with_labels": spec.labels, "batch_size": batch}
+    train, info = data.load(args.mnist, "test[:9000]", shuffle=True, seed=0, **kwargs)
+    test, _ = data.load(args.mnist, "test[9000:]", dequantize_seed=0, **kwargs)
 
     def fit(steps, epochs, callbacks=()):
         keras.utils.set_random_seed(0)
-        model = flows.NICE(info.image_shape, info.num_levels)
+        model = registry.create_model(args.model, info, **options)
         model.compile(**model.compile_defaults(), jit_compile=jit)
         model.fit(
             train.repeat(), steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=callbacks
@@ -64,10 +76,12 @@ def child(args):
         on_epoch_end=lambda epoch, logs: seconds.append(seconds.pop() + time.perf_counter()),
     )
     model = fit(args.steps, 2, [timer])
-    row = {"weights": model.count_params(), "samples_per_s": args.steps * BATCH / seconds[-1]}
+    row = {"weights": model.count_params(), "samples_per_s": args.steps * batch / seconds[-1]}
     if args.quality_steps:
         model = fit(args.quality_steps, 1)
-        row["bits_per_dim"] = model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
+        results = model.evaluate(test, verbose=0, return_dict=True)
+        key = next(k for k in ("bits_per_dim", "loss", *results) if k in results)
+        row["quality"] = f"{key} {results[key]:.4f}"
     print(json.dumps(row))
 
 
@@ -98,6 +112,7 @@ def torch_python(path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="nice", choices=list(MODELS))
     parser.add_argument("--mnist", default=os.path.join(SHARED, "data", "mnist"))
     parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
     parser.add_argument("--rounds", type=int, default=3)
@@ -113,17 +128,18 @@ def main(argv=None):
         return child(args)
 
     commands = {
-        name: [sys.executable, __file__, "--child", name, "--mnist", args.mnist,
-               "--steps", str(args.steps), "--quality-steps", str(args.quality_steps)]
+        name: [sys.executable, __file__, "--child", name, "--model", args.model,
+               "--mnist", args.mnist, "--steps", str(args.steps),
+               "--quality-steps", str(args.quality_steps)]
         for name in args.variants
     }  # fmt: skip
     envs = {name: None for name in commands}
-    python = torch_python(args.torch_python)
+    python = torch_python(args.torch_python) if args.model == "nice" else None
     if python:
         for name, autocast in (("torch float32", "0"), ("torch bfloat16 autocast", "1")):
             commands[name] = [python, PEER, str(args.torch_seconds)]
             envs[name] = {"AUTOCAST": autocast}
-    else:
+    elif args.model == "nice":
         print("torch is not importable (--torch-python): the peer is left out")
     rows = {name: [] for name in commands}
     for round_ in range(args.rounds):
@@ -132,7 +148,7 @@ def main(argv=None):
             if name.startswith("torch"):
                 found = dict(re.findall(r"(\w+)=([-\d.]+)", out))
                 row = {"samples_per_s": float(found["samples_per_s"])}
-                row["bits_per_dim"] = float(found["bits_per_dim"])
+                row["quality"] = f"bits_per_dim {float(found['bits_per_dim']):.4f}"
             else:
                 row = json.loads(out.strip().splitlines()[-1])
             rows[name].append({**row, "rss_mib": rss})
@@ -140,15 +156,18 @@ def main(argv=None):
 
     reference = "torch bfloat16 autocast" if python else "zoo float32"
     median = {n: statistics.median(r["samples_per_s"] for r in rows[n]) for n in rows}
-    print(f"\nNICE step, batch {BATCH}, median of {args.rounds} rounds on {os.cpu_count()} cores")
-    print(f"{'variant':26} {'samples/s':>10} {'/ ' + reference:>30} {'peak RSS MiB':>13}  bits/dim")
+    options, batch = MODELS[args.model]
+    print(
+        f"\n{args.model} {options or ''} step, batch {batch}, median of {args.rounds} rounds on "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'variant':26} {'samples/s':>10} {'/ ' + reference:>30} {'peak RSS MiB':>13}  held out")
     for name in rows:
-        bits = [r["bits_per_dim"] for r in rows[name] if "bits_per_dim" in r]
-        quality = f"{statistics.median(bits):.4f}" if bits else "-"
+        quality = rows[name][-1].get("quality", "-")
         rss = max(r["rss_mib"] for r in rows[name])
         ratio = median[name] / median[reference]
         print(f"{name:26} {median[name]:10.0f} {ratio:30.3f} {rss:13.0f}  {quality}")
-    print("command: python bench/nice_step.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    print("command: python bench/train_step.py " + " ".join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
