@@ -74,9 +74,9 @@ def standard_normal(shape, seed=None):
     return tf.random.normal(shape, seed=seed)
 
 
-def training_noise(generator, shape, kind="normal"):
-    """Noise for a train or test step, drawn from ``generator`` (a `keras.random.SeedGenerator`
-    the model owns): ``N(0, I)`` (``kind="normal"``) or ``U[0, 1)`` (``"uniform"``).
+def training_noise(generator, shape):
+    """``N(0, I)`` noise of ``shape`` for a train or test step, drawn from ``generator`` (a
+    `keras.random.SeedGenerator` the model owns).
 
     Keras keeps the generator's state in a variable, which `zoo.resume` checkpoints, so a
     resumed run draws what the uninterrupted run would have drawn (TensorFlow's stateful
@@ -87,9 +87,7 @@ def training_noise(generator, shape, kind="normal"):
     context = tf.distribute.get_replica_context()
     if context is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
         seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
-    if kind == "normal":
-        return tf.random.stateless_normal(shape, seed=seed)
-    return tf.random.stateless_uniform(shape, seed=seed)
+    return tf.random.stateless_normal(shape, seed=seed)
 
 
 def whole_number(name, value, minimum=1):
