@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf
 
-from zoo import training
+from zoo import precision, training
 
 CONFIGS = {
     # The NICE paper's MNIST model: 4 couplings, 5 x 1000 ReLU MLPs, logistic prior.
@@ -67,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--mixed-precision", default="off", choices=training.PRECISIONS)
+    parser.add_argument("--mixed-precision", default="off", choices=precision.MODES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="run folders (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")

@@ -37,7 +37,7 @@ from zoo import data, gan_metrics, training
 TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
 
 
-def train(model, args, out, options, budget_minutes, precision="off", batch_size=64):
+def train(model, args, out, options, budget_minutes, mode="off", batch_size=64):
     return training.run(
         training.RunConfig(
             model=model,
@@ -46,7 +46,7 @@ def train(model, args, out, options, budget_minutes, precision="off", batch_size
             test_split=HELD_OUT,
             batch_size=batch_size,
             epochs=10_000,
-            mixed_precision=precision,
+            mixed_precision=mode,
             time_budget=60 * budget_minutes,
             seed=args.seed,
             options=options,
@@ -59,10 +59,9 @@ def train(model, args, out, options, budget_minutes, precision="off", batch_size
 def throughput(model, args, out, options, batch_size=64):
     """Steady train-step images/s under each precision, from short runs."""
     figures = {}
-    for precision in args.precisions:
-        run = train(model, args, out, options, args.speed_minutes, precision, batch_size)
-        figures[precision] = run["train_examples_per_second"]
-    training.set_precision("off")
+    for mode in args.precisions:
+        run = train(model, args, out, options, args.speed_minutes, mode, batch_size)
+        figures[mode] = run["train_examples_per_second"]
     return figures
 
 

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from zoo import data, training
+from zoo import data, precision, training
 
 TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
@@ -74,7 +74,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="per phase; 10 steps each")
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--precision", default="off", choices=training.PRECISIONS)
+    parser.add_argument("--precision", default="off", choices=precision.MODES)
     parser.add_argument("--out", default=None, help="folder for the PNG and results.json")
     args = parser.parse_args(argv)
     scratch = tempfile.mkdtemp(prefix="bench-transfer-")

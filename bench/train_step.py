@@ -4,22 +4,28 @@
 
 A zoo model in the configuration of its MNIST benchmark (``--model``: NICE as in the paper, 4
 additive couplings of 5 x 1000 ReLU MLPs, 19.2M weights, batch 200; the multi-scale RealNVP of
-bench/mnist_flows.py; the DCGAN, the VAE and the conv autoencoder of bench/mnist_generative.py,
-batch 64), trained through `model.fit` on zoo.data's pipeline (the first 9,000 images of
-``--mnist``). Each variant runs in its own process; the rounds run every variant once, one after
-another, so that machine noise hits them alike. The figure is the median over rounds of the
-steady-state training samples/s (an epoch of ``--steps`` steps after a warm-up epoch) and the
-largest peak resident memory of the variant's process.
+bench/mnist_flows.py; the DCGAN, the VAE and the conv autoencoder of bench/mnist_generative.py;
+the zoo defaults of the dense autoencoder, flat RealNVP, classifier and transfer model, the last
+with an untrained MobileNetV2; batch 64), trained through `model.fit` on zoo.data's pipeline
+(the first 9,000 images of ``--mnist``). Each variant runs in its own process; the rounds run
+every variant once, one after another, so that machine noise hits them alike. The figure is the
+median over rounds of the steady-state training samples/s (an epoch of ``--steps`` steps after a
+warm-up epoch) and the largest peak resident memory of the variant's process.
 
 For NICE, when torch is importable by ``--torch-python`` (default: ../torch-venv/bin/python if
 present, else this Python), ../shared/peers/nice_torch.py runs in the same rounds, in float32 and
 under bfloat16 autocast (``AUTOCAST=1``), and ratios are against its bfloat16 figure (its
-bits/dim are after ``--torch-seconds`` of training). ``--quality-steps N`` also trains each zoo
-variant N steps from the same seed and prints its held-out figure on the last 1,000 images
-(bits/dim, or the loss; issue 10's bound for NICE: within 0.02 of float32).
+bits/dim are after ``--torch-seconds`` of training). NICE's variants also include ``bare TF ops
+bfloat16``, the same step without Keras (`floor`: what TensorFlow's kernels allow on this CPU),
+and ``zoo mixed_bfloat16 unguarded``, an ablation: the zoo step without the non-finite-step
+guard of tfflows.gradient_step, which makes every update wait for the last gradient.
+``--quality-steps N`` also trains each zoo variant N steps from the same seed and prints its
+held-out figure on the last 1,000 images (bits/dim, or the loss; issue 10's bound for NICE:
+within 0.02 of float32).
 """
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -38,12 +44,18 @@ MODELS = {
     "dcgan": ({}, 64),
     "vae": ({}, 64),
     "conv_autoencoder": ({"latent_dim": 32}, 64),
+    "autoencoder": ({}, 64),
+    "realnvp_flat": ({}, 64),
+    "classifier": ({}, 64),
+    "transfer": ({"weights": None}, 64),
 }
 VARIANTS = {
-    "zoo float32": ("float32", False),
-    "zoo mixed_bfloat16": ("mixed_bfloat16", False),
-    "zoo float32 XLA": ("float32", True),
+    "zoo float32": ("float32", False, True),
+    "zoo mixed_bfloat16": ("mixed_bfloat16", False, True),
+    "zoo float32 XLA": ("float32", True, True),
+    "zoo mixed_bfloat16 unguarded": ("mixed_bfloat16", False, False),
 }
+FLOOR = "bare TF ops bfloat16"
 
 
 def child(args):
@@ -53,7 +65,13 @@ def child(args):
 
     from zoo import data, registry
 
-    policy, jit = VARIANTS[args.child]
+    policy, jit, guarded = VARIANTS[args.child]
+    if not guarded:  # an ablation: what the non-finite-step guard costs
+        import tensorflow as tf
+
+        from tfflows import gradient_step
+
+        gradient_step.all_finite = lambda tensors: tf.constant(True)
     options, batch = MODELS[args.model]
     keras.config.set_dtype_policy(policy)
     spec = registry.entry(args.model).cls.data_spec
@@ -83,6 +101,54 @@ def child(args):
         key = next(k for k in ("bits_per_dim", "loss", *results) if k in results)
         row["quality"] = f"{key} {results[key]:.4f}"
     print(json.dumps(row))
+
+
+def floor(args):
+    """NICE's step in bare TensorFlow ops, bfloat16: the most a TF step can do on this CPU.
+
+    The same math as zoo.NICE's mixed_bfloat16 step without Keras, metrics, input pipeline,
+    gradient guard or the log-det bookkeeping: the float32 weights cast to bfloat16, four
+    additive couplings of 5 x 1000 ReLU MLPs forward and backward, and TensorFlow's fused Adam
+    kernel (the gradients cast back to float32). Prints a JSON line like `child`.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    batch, half, widths = MODELS["nice"][1], 392, [392, *([1000] * 5), 392]
+    shapes = [(a, b) for _ in range(4) for a, b in itertools.pairwise(widths)]
+    kernels = [tf.Variable(tf.random.normal(s, stddev=s[0] ** -0.5)) for s in shapes]
+    biases = [tf.Variable(tf.zeros(s[1])) for s in shapes]
+    weights = kernels + biases
+    slots = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in weights]
+    x = tf.random.uniform((batch, 2 * half))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            cast = [tf.cast(w, tf.bfloat16) for w in weights]
+            a, b = x[:, :half], x[:, half:]
+            for coupling in range(4):
+                h = tf.cast(a, tf.bfloat16)
+                for layer in range(6):
+                    i = 6 * coupling + layer
+                    h = tf.matmul(h, cast[i]) + cast[len(kernels) + i]
+                    h = tf.nn.relu(h) if layer < 5 else h
+                a, b = b + tf.cast(h, tf.float32), a
+            loss = tf.reduce_mean(tf.reduce_sum(tf.square(tf.concat([a, b], 1)), 1))
+        for w, (m, v), g in zip(weights, slots, tape.gradient(loss, weights), strict=True):
+            tf.raw_ops.ResourceApplyAdam(
+                var=w.handle, m=m.handle, v=v.handle, beta1_power=0.9, beta2_power=0.999,
+                lr=1e-4, beta1=0.9, beta2=0.999, epsilon=1e-7, grad=g,
+            )  # fmt: skip
+        return loss
+
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        loss = step()
+    loss.numpy()
+    print(json.dumps({"samples_per_s": args.steps * batch / (time.perf_counter() - start)}))
 
 
 def run(command, env=None):
@@ -117,13 +183,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quality-steps", type=int, default=0)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=None, choices=[*VARIANTS, FLOOR])
     parser.add_argument("--torch-python", default=None)
     parser.add_argument("--torch-seconds", type=float, default=20.0)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not os.path.exists(os.path.join(args.mnist, "t10k-images-idx3-ubyte.gz")):
         parser.error(f"no MNIST idx files in {args.mnist} (--mnist)")
+    if args.variants is None:
+        args.variants = [*VARIANTS, FLOOR] if args.model == "nice" else list(VARIANTS)
+    if FLOOR in args.variants and args.model != "nice":
+        parser.error(f"--variants {FLOOR!r} is NICE's step only")
+    if args.child == FLOOR:
+        return floor(args)
     if args.child:
         return child(args)
 
@@ -155,18 +227,19 @@ def main(argv=None):
             print(f"round {round_ + 1}: {name}: {row['samples_per_s']:.0f} samples/s", flush=True)
 
     reference = "torch bfloat16 autocast" if python else "zoo float32"
+    reference = reference if reference in rows else next(iter(rows))
     median = {n: statistics.median(r["samples_per_s"] for r in rows[n]) for n in rows}
     options, batch = MODELS[args.model]
     print(
         f"\n{args.model} {options or ''} step, batch {batch}, median of {args.rounds} rounds on "
         f"{os.cpu_count()} cores"
     )
-    print(f"{'variant':26} {'samples/s':>10} {'/ ' + reference:>30} {'peak RSS MiB':>13}  held out")
+    print(f"{'variant':30} {'samples/s':>10} {'/ ' + reference:>30} {'peak RSS MiB':>13}  held out")
     for name in rows:
         quality = rows[name][-1].get("quality", "-")
         rss = max(r["rss_mib"] for r in rows[name])
         ratio = median[name] / median[reference]
-        print(f"{name:26} {median[name]:10.0f} {ratio:30.3f} {rss:13.0f}  {quality}")
+        print(f"{name:30} {median[name]:10.0f} {ratio:30.3f} {rss:13.0f}  {quality}")
     print("command: python bench/train_step.py " + " ".join(sys.argv[1:] if argv is None else argv))
 
 

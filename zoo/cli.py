@@ -22,6 +22,8 @@ import os
 import sys
 import zipfile
 
+from zoo import precision
+
 RESTART_HELP = (
     "start over in --out; without it, a rerun resumes the interrupted run there (same options)"
 )
@@ -247,9 +249,10 @@ def build_parser():
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's own")
     p.add_argument(
         "--mixed-precision",
-        choices=["auto", "off", "float16", "bfloat16"],
+        choices=precision.MODES,
         default="auto",
-        help="auto: float16 on a GPU, off on a CPU",
+        help="auto: float16 on a GPU; bfloat16 on a CPU with bfloat16 matrix units (AMX, "
+        "AVX512-BF16) for the models that train faster in it; else off",
     )
     p.add_argument(
         "--strategy",

@@ -163,6 +163,10 @@ class NICE(ImageFlow):
       prior: ``"logistic"`` (the paper) or ``"normal"``.
     """
 
+    @classmethod
+    def prefers_bfloat16(cls, options):
+        return True  # 1.40x (bench/train_step.py)
+
     def __init__(
         self,
         image_shape=(28, 28, 1),
@@ -221,6 +225,11 @@ class RealNVP(ImageFlow):
       alpha: the logit's margin (0.05 in the paper's CIFAR-10 model, 1e-6 for MNIST).
       batch_norm: put `BatchNorm` bijectors after the couplings.
     """
+
+    @classmethod
+    def prefers_bfloat16(cls, options):
+        # Multi-scale: 1.98x; flat (MLPs): 1.07x (bench/train_step.py).
+        return options.get("architecture", "multiscale") == "multiscale"
 
     def __init__(
         self,

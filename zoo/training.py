@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 
-PRECISIONS = ("auto", "off", "float16", "bfloat16")
+from zoo import precision
 
 
 @dataclasses.dataclass
@@ -88,28 +88,14 @@ class RunConfig:
                 "time_budget cannot be used with strategy 'multi-worker': every worker must "
                 "stop after the same step."
             )
-        if self.mixed_precision not in PRECISIONS:
+        if self.mixed_precision not in precision.MODES:
             raise ValueError(
-                f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
+                f"mixed_precision must be one of {precision.MODES}, got {self.mixed_precision!r}."
             )
 
     def output_folder(self):
         name = os.path.basename(os.path.normpath(str(self.dataset)))
         return self.out or os.path.join("runs", f"{self.model}-{name}")
-
-
-def set_precision(mode):
-    """Sets the global Keras dtype policy; ``auto`` is mixed_float16 on a GPU, else float32."""
-    import keras
-    import tensorflow as tf
-
-    if mode not in PRECISIONS:
-        raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mode!r}.")
-    if mode == "auto":
-        mode = "float16" if tf.config.list_physical_devices("GPU") else "off"
-    policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[mode]
-    keras.config.set_dtype_policy(policy)
-    return policy
 
 
 def load_data(config, split, data_spec, **kwargs):
@@ -146,7 +132,21 @@ def batches_per_pass(ds):
 
 
 def run(config):
-    """Trains ``config.model`` as ``config`` says; returns the dict written to metrics.json."""
+    """Trains ``config.model`` as ``config`` says; returns the dict written to metrics.json.
+
+    The run sets the global Keras dtype policy its options pick (`zoo.precision`) and puts the
+    caller's back when it returns or fails: models built after it are the caller's business.
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    try:
+        return _run(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _run(config):
     import keras
     import tensorflow as tf
     import tensorflow_probability as tfp
@@ -170,7 +170,8 @@ def run(config):
             return json.load(f)
     config = cls.plan_run(config)
     keras.utils.set_random_seed(config.seed)
-    policy = set_precision(config.mixed_precision)
+    bfloat16 = cls.prefers_bfloat16({**registry.entry(config.model).defaults, **config.options})
+    policy, why = precision.set_policy(config.mixed_precision, bfloat16)
     train_ds, info = load_data(
         config,
         config.train_split,
@@ -208,7 +209,7 @@ def run(config):
         train_ds = train_ds.repeat()
     os.makedirs(out, exist_ok=True)
     print(
-        f"{config.model}: {model.count_params():,} weights, dtype policy {policy}; "
+        f"{config.model}: {model.count_params():,} weights, dtype policy {policy} ({why}); "
         f"data {info.name} {list(info.image_shape)} with {info.num_levels} levels, "
         f"{info.num_examples or '?'} training examples; out {out}"
     )
