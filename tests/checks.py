@@ -1,7 +1,21 @@
-"""Checks shared by the bijector tests: round trips and log-dets against autodiff Jacobians."""
+"""Checks shared by the tests: config round trips, bijector round trips and log-dets against
+autodiff Jacobians."""
+
+import json
 
 import numpy as np
 import tensorflow as tf
+
+
+def assert_config_round_trip(obj, size):
+    """``obj.get_config()`` goes through JSON (as in a `.keras` file), and ``type(obj)``'s
+    ``from_config`` of that builds an object with the same config and ``size`` (e.g. its number
+    of weights); returns the clone."""
+    config = json.loads(json.dumps(obj.get_config()))
+    clone = type(obj).from_config(config)
+    assert json.loads(json.dumps(clone.get_config())) == config
+    assert size(clone) == size(obj)
+    return clone
 
 
 def fresh(t):

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from tests.checks import assert_config_round_trip
 from tests.serving import Servable
 from zoo import export
 
@@ -125,12 +126,7 @@ class ModelChecks:
         }
 
     def check_config_round_trip(self):
-        model = self.make()
-        config = model.get_config()
-        assert json.loads(json.dumps(config)) == config, "config is not JSON"
-        clone = type(model).from_config(config)
-        assert clone.get_config() == config
-        assert clone.count_params() == model.count_params()
+        assert_config_round_trip(self.make(), lambda model: model.count_params())
 
     def check_fit_step_changes_weights(self):
         model = self._compiled()

@@ -87,9 +87,8 @@ class Flow(keras.Model):
         self.validate_args = bool(validate_args)
         # Tracked list: Keras saves these layers by position and class name.
         self.bijector_layers = _walk.keras_layers(self._bijectors)
-        self.latent_shape = tuple(
-            _walk.inverse_event_shape(self._bijectors, self.event_shape).as_list()
-        )
+        chain = tfp.bijectors.Chain(self._bijectors)
+        self.latent_shape = tuple(chain.inverse_event_shape(self.event_shape).as_list())
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.skipped_steps = skipped_steps_metric()
         self.built = True

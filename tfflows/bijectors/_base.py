@@ -1,13 +1,19 @@
 """What every tfflows bijector shares: Keras serialization, its Keras state, input checks."""
 
-import itertools
+import functools
+import inspect
+import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import cache_util
 
-_name_counters = {}
+from tfflows import masks
+
+# Constructor arguments of older configs that held Keras state, now restored by position.
+_RETIRED_ARGUMENTS = ("state", "log_scale_bound")
 
 
 class _UncachedBijectorCache(cache_util.BijectorCache):
@@ -28,9 +34,47 @@ class _UncachedBijectorCache(cache_util.BijectorCache):
 
 
 def unique_name(base):
-    """``base_0``, ``base_1``, ...: TFP's Chain routes per-call kwargs by bijector name."""
-    counter = _name_counters.setdefault(base, itertools.count())
-    return f"{base}_{next(counter)}"
+    """``base_1``, ``base_2``, ...: TFP's Chain routes per-call kwargs by bijector name.
+
+    Counted by Keras (``keras.backend.get_uid``), so the numbering restarts with
+    ``keras.backend.clear_session()``, as Keras layer names do.
+    """
+    return f"{base}_{keras.backend.get_uid(base)}"
+
+
+def _snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _recording_arguments(init):
+    """Wraps a bijector's ``__init__`` to keep the arguments of the outermost constructor call
+    (a subclass's, when constructors chain) as ``self._arguments``."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_arguments" not in vars(self):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(signature.parameters)))  # self
+            object.__setattr__(self, "_arguments", arguments)  # untracked by tf.Module
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _serialized(value):
+    """A constructor argument as config: Keras objects serialized, masks as their config."""
+    if isinstance(value, masks.Mask):
+        return value.get_config()
+    if isinstance(value, (list, tuple)):
+        return [_serialized(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "get_config"):
+        return keras.saving.serialize_keras_object(value)
+    return value
 
 
 def _is_serialized(value):
@@ -61,14 +105,31 @@ def build_layer(layer, input_shape):
 class FlowBijector(tfp.bijectors.Bijector):
     """Base class of tfflows bijectors.
 
-    Subclasses call ``super().__init__`` with TFP's arguments, set ``self._event_shape`` (or
-    None when any event shape is accepted) and implement ``get_config`` returning their
-    constructor arguments; Keras objects in it are serialized with
-    ``keras.saving.serialize_keras_object``.
+    A subclass's constructor takes what a user would write (ending in ``validate_args=False,
+    name=None``), sets ``self._event_shape`` (None when any event shape is accepted) and calls
+    ``super().__init__(validate_args=..., name=..., **tfp_arguments)`` with TFP's structural
+    arguments (``forward_min_event_ndims``, ``is_constant_jacobian``, ...). The base does the
+    rest: the constructor's arguments become TFP's ``parameters`` and the Keras config
+    (`get_config`, Keras objects in it serialized), and an unnamed bijector is named after its
+    class, ``affine_coupling_3`` (`unique_name`). Weights are created in the constructor, in
+    Keras layers listed by ``keras_layers``; a `.keras` file restores them by position.
     """
 
     _event_shape = None
     _cache = _UncachedBijectorCache()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__ = _recording_arguments(vars(cls)["__init__"])
+
+    def __init__(self, *, validate_args=False, name=None, **tfp_arguments):
+        super().__init__(
+            validate_args=validate_args,
+            parameters=dict(vars(self).get("_arguments", {})),
+            name=name or unique_name(_snake_case(type(self).__name__)),
+            **tfp_arguments,
+        )
 
     def inverse_and_log_det(self, y, event_ndims, **kwargs):
         """``(x, log|det dx/dy|)`` in one pass; `tfflows.Flow` uses it for density evaluation.
@@ -98,14 +159,14 @@ class FlowBijector(tfp.bijectors.Bijector):
         return self._event_shape
 
     def get_config(self):
-        raise NotImplementedError
+        """The constructor's arguments, with the bijector's actual name."""
+        config = {key: _serialized(value) for key, value in vars(self)["_arguments"].items()}
+        return {**config, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
+        config = {k: v for k, v in config.items() if k not in _RETIRED_ARGUMENTS}
         return cls(**deserialize_config(config))
-
-    def _base_config(self):
-        return {"validate_args": self.validate_args, "name": self.name}
 
     def _check(self, x, direction):
         """Validates an input to ``direction`` ('forward' or 'inverse') and returns it.

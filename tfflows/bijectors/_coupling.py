@@ -17,7 +17,9 @@ class Coupling(FlowBijector):
     input's dtype before any bijector arithmetic.
     """
 
-    def __init__(self, mask, conditioner, *, is_constant_jacobian, validate_args, name, parameters):
+    _constant_jacobian = False
+
+    def __init__(self, mask, conditioner, validate_args=False, name=None):
         if isinstance(mask, dict):
             mask = masks_lib.Mask.from_config(mask)
         if not isinstance(mask, masks_lib.Mask):
@@ -27,9 +29,8 @@ class Coupling(FlowBijector):
         self._event_shape = mask.event_shape
         super().__init__(
             forward_min_event_ndims=mask.event_ndims,
-            is_constant_jacobian=is_constant_jacobian,
+            is_constant_jacobian=self._constant_jacobian,
             validate_args=validate_args,
-            parameters=parameters,
             name=name,
         )
         out = build_layer(conditioner, mask.conditioning_shape)
@@ -63,10 +64,3 @@ class Coupling(FlowBijector):
         flat = tf.reshape(x_a, [-1, *self._mask.conditioning_shape])
         out = tf.cast(self._conditioner(flat), x_a.dtype)
         return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
-
-    def get_config(self):
-        return {
-            "mask": self._mask.get_config(),
-            "conditioner": keras.saving.serialize_keras_object(self._conditioner),
-            **self._base_config(),
-        }

@@ -35,13 +35,6 @@ def forward(bijectors, z):
     return z
 
 
-def inverse_event_shape(bijectors, shape):
-    shape = tf.TensorShape(shape)
-    for b in bijectors:
-        shape = b.inverse_event_shape(shape)
-    return shape
-
-
 def keras_layers(bijectors):
     """The Keras layers holding the weights of ``bijectors`` (bijectors without any add none)."""
     return [layer for b in bijectors for layer in getattr(b, "keras_layers", [])]

@@ -3,7 +3,6 @@
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import unique_name
 from tfflows.bijectors._coupling import Coupling
 
 
@@ -36,16 +35,7 @@ class AdditiveCoupling(Coupling):
       name: bijector name; unique by default.
     """
 
-    def __init__(self, mask, conditioner, validate_args=False, name=None):
-        parameters = dict(locals())
-        super().__init__(
-            mask,
-            conditioner,
-            is_constant_jacobian=True,
-            validate_args=validate_args,
-            name=name or unique_name("additive_coupling"),
-            parameters=parameters,
-        )
+    _constant_jacobian = True
 
     def shift(self, x_a):
         """The conditioner's shift ``m(x_A)`` for conditioning values ``x_A``."""

@@ -3,7 +3,6 @@
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import unique_name
 from tfflows.bijectors._coupling import Coupling
 
 
@@ -61,21 +60,11 @@ class AffineCoupling(Coupling):
         makes the coupling start as the identity.
       validate_args: also check inputs for NaN / Inf at run time.
       name: bijector name; unique by default.
-      log_scale_bound: the `LogScaleBound` layer to use; created when None (given only when a
-        saved coupling is restored).
     """
 
-    def __init__(self, mask, conditioner, validate_args=False, name=None, log_scale_bound=None):
-        parameters = dict(locals())
-        super().__init__(
-            mask,
-            conditioner,
-            is_constant_jacobian=False,
-            validate_args=validate_args,
-            name=name or unique_name("affine_coupling"),
-            parameters=parameters,
-        )
-        self._log_scale_bound = log_scale_bound or LogScaleBound(self._mask.transformed_shape[-1])
+    def __init__(self, mask, conditioner, validate_args=False, name=None):
+        super().__init__(mask, conditioner, validate_args=validate_args, name=name)
+        self._log_scale_bound = LogScaleBound(self._mask.transformed_shape[-1])
 
     def _conditioner_output_shape(self):
         *outer, units = self._mask.transformed_shape
@@ -113,9 +102,3 @@ class AffineCoupling(Coupling):
     def _inverse_log_det_jacobian(self, y):
         y_a, _ = self._mask.split(self._check(y, "inverse"))
         return -self._mask.sum_transformed(self.shift_and_log_scale(y_a)[1])
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "log_scale_bound": keras.saving.serialize_keras_object(self._log_scale_bound),
-        }

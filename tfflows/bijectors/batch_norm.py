@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import BijectorWeights, FlowBijector, unique_name
+from tfflows.bijectors._base import BijectorWeights, FlowBijector
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -60,9 +60,7 @@ class BatchNorm(FlowBijector):
         training=True,
         validate_args=False,
         name=None,
-        state=None,
     ):
-        parameters = dict(locals())
         self._event_shape = tuple(int(n) for n in event_shape)
         if len(self._event_shape) not in (1, 3):
             raise ValueError(
@@ -78,7 +76,7 @@ class BatchNorm(FlowBijector):
         param_shape = list(
             self._event_shape[-1:] if len(self._event_shape) == 3 else self._event_shape
         )
-        self._state = state or BijectorWeights(
+        self._state = BijectorWeights(
             {
                 "log_gamma": {"shape": param_shape, "initializer": "zeros"},
                 "beta": {"shape": param_shape, "initializer": "zeros"},
@@ -97,8 +95,7 @@ class BatchNorm(FlowBijector):
         super().__init__(
             forward_min_event_ndims=len(self._event_shape),
             validate_args=validate_args,
-            parameters=parameters,
-            name=name or unique_name("batch_norm"),
+            name=name,
         )
 
     @property
@@ -186,13 +183,3 @@ class BatchNorm(FlowBijector):
             (self._state.moving_variance, variance),
         ):
             var.assign(m * var + (1.0 - m) * tf.cast(tf.stop_gradient(batch), var.dtype))
-
-    def get_config(self):
-        return {
-            "event_shape": list(self._event_shape),
-            "momentum": self._momentum,
-            "epsilon": self._epsilon,
-            "training": self._training,
-            "state": keras.saving.serialize_keras_object(self._state),
-            **self._base_config(),
-        }

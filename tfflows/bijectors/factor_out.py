@@ -2,9 +2,10 @@
 
 import keras
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfflows.bijectors import _walk
-from tfflows.bijectors._base import FlowBijector, unique_name
+from tfflows.bijectors._base import FlowBijector
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -36,7 +37,6 @@ class FactorOut(FlowBijector):
     takes_training = True
 
     def __init__(self, bijectors, event_shape, validate_args=False, name=None):
-        parameters = dict(locals())
         self._event_shape = tuple(int(n) for n in event_shape)
         if len(self._event_shape) != 3 or self._event_shape[-1] < 2:
             raise ValueError(
@@ -46,7 +46,7 @@ class FactorOut(FlowBijector):
         h, w, c = self._event_shape
         self._kept = c - c // 2
         kept_shape = tf.TensorShape([h, w, self._kept])
-        inner_shape = _walk.inverse_event_shape(self._bijectors, kept_shape)
+        inner_shape = tfp.bijectors.Chain(self._bijectors).inverse_event_shape(kept_shape)
         if inner_shape != kept_shape:
             raise ValueError(
                 f"FactorOut's inner bijectors must map the kept part {kept_shape.as_list()} to "
@@ -56,8 +56,7 @@ class FactorOut(FlowBijector):
         super().__init__(
             forward_min_event_ndims=3,
             validate_args=validate_args,
-            parameters=parameters,
-            name=name or unique_name("factor_out"),
+            name=name,
         )
 
     @property
@@ -91,10 +90,3 @@ class FactorOut(FlowBijector):
     def _forward_log_det_jacobian(self, x, training=False):
         del training
         return -self._inverse_log_det_jacobian(self._forward(x), training=False)
-
-    def get_config(self):
-        return {
-            "bijectors": [keras.saving.serialize_keras_object(b) for b in self._bijectors],
-            "event_shape": list(self._event_shape),
-            **self._base_config(),
-        }

@@ -5,7 +5,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import FlowBijector, unique_name
+from tfflows.bijectors._base import FlowBijector
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -33,7 +33,6 @@ class Logit(FlowBijector):
     """
 
     def __init__(self, alpha=0.05, validate_args=False, name=None):
-        parameters = dict(locals())
         if not 0.0 <= alpha < 0.5:
             raise ValueError(f"Logit alpha must be in [0, 0.5), got {alpha}.")
         self._alpha = float(alpha)
@@ -41,8 +40,7 @@ class Logit(FlowBijector):
         super().__init__(
             forward_min_event_ndims=0,
             validate_args=validate_args,
-            parameters=parameters,
-            name=name or unique_name("logit"),
+            name=name,
         )
 
     @property
@@ -77,6 +75,3 @@ class Logit(FlowBijector):
     def _forward_log_det_jacobian(self, y):
         y = self._check(y, "forward")
         return -tf.math.softplus(-y) - tf.math.softplus(y) - self._log_span
-
-    def get_config(self):
-        return {"alpha": self._alpha, **self._base_config()}

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import BijectorWeights, FlowBijector, unique_name
+from tfflows.bijectors._base import BijectorWeights, FlowBijector
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -23,21 +23,18 @@ class Scaling(FlowBijector):
       event_shape: shape of one event; ``s`` has this shape.
       validate_args: also check inputs for NaN / Inf at run time.
       name: bijector name; unique by default.
-      state: the `BijectorWeights` holding ``s``; created when None (given on restore).
     """
 
-    def __init__(self, event_shape, validate_args=False, name=None, state=None):
-        parameters = dict(locals())
+    def __init__(self, event_shape, validate_args=False, name=None):
         self._event_shape = tuple(int(n) for n in event_shape)
-        self._state = state or BijectorWeights(
+        self._state = BijectorWeights(
             {"log_scale": {"shape": list(self._event_shape), "initializer": "zeros"}}
         )
         super().__init__(
             forward_min_event_ndims=len(self._event_shape),
             is_constant_jacobian=True,
             validate_args=validate_args,
-            parameters=parameters,
-            name=name or unique_name("scaling"),
+            name=name,
         )
 
     @property
@@ -61,10 +58,3 @@ class Scaling(FlowBijector):
 
     def _forward_log_det_jacobian(self, x):
         return tf.reduce_sum(self._log_scale(self._check(x, "forward").dtype))
-
-    def get_config(self):
-        return {
-            "event_shape": list(self._event_shape),
-            "state": keras.saving.serialize_keras_object(self._state),
-            **self._base_config(),
-        }

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import FlowBijector, unique_name
+from tfflows.bijectors._base import FlowBijector
 
 
 def _on_images(fn, x):
@@ -48,17 +48,13 @@ class Squeeze(FlowBijector):
     """
 
     def __init__(self, validate_args=False, name=None):
-        parameters = dict(locals())
         super().__init__(
             forward_min_event_ndims=3,
             inverse_min_event_ndims=3,
             is_constant_jacobian=True,
             validate_args=validate_args,
-            parameters=parameters,
-            name=name or unique_name(self._default_name),
+            name=name,
         )
-
-    _default_name = "squeeze"
 
     def _image(self, x, direction):
         x = self._check(x, direction)
@@ -110,9 +106,6 @@ class Squeeze(FlowBijector):
     def _inverse_event_shape_tensor(self, output_shape):
         return tf.concat([output_shape[:-3], output_shape[-3:-1] // 2, output_shape[-1:] * 4], 0)
 
-    def get_config(self):
-        return self._base_config()
-
 
 @keras.saving.register_keras_serializable(package="tfflows")
 class Unsqueeze(Squeeze):
@@ -120,8 +113,6 @@ class Unsqueeze(Squeeze):
 
     Ends a squeezed scale inside `FactorOut`, so that the scale maps its input shape to itself.
     """
-
-    _default_name = "unsqueeze"
 
     def _inverse(self, y):
         return self._depth_to_space(y, "inverse")

@@ -1,6 +1,6 @@
-"""Demo: fit a RealNVP flow to scikit-learn's two moons; print held-out log-likelihood.
+"""Example: fit a tfflows RealNVP to scikit-learn's two moons; print held-out log-likelihood.
 
-    python -m zoo.two_moons [--epochs N] [--steps-per-epoch N] [--out DIR]
+    python examples/two_moons.py [--epochs N] [--seed N] [--out DIR]
 
 Prints the flow's held-out mean log-likelihood next to the best full-covariance Gaussian's (the
 maximum-likelihood fit on the same training data) and, with ``--out``, writes a PNG of the

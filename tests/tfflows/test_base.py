@@ -1,0 +1,87 @@
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.checks import assert_config_round_trip, fresh, randomize
+from tfflows import bijectors, masks, nets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_default_names_are_unique_and_restart_with_clear_session():
+    """In a fresh process, since clearing the Keras session here would reset other tests'."""
+    script = (
+        "import json, keras; from tfflows import bijectors; "
+        "names = [bijectors.Scaling([2]).name, bijectors.Scaling([2]).name, "
+        "bijectors.Logit(0.05).name]; keras.backend.clear_session(); "
+        "names.append(bijectors.Scaling([2]).name); print(json.dumps(names))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    ).stdout
+    first, second, logit, after_clear = json.loads(out.strip().splitlines()[-1])
+    assert first != second and first.startswith("scaling") and logit.startswith("logit")
+    assert after_clear == first
+
+
+def _every_bijector():
+    """One of each tfflows bijector, weights randomized, with an input in its domain."""
+    image = (4, 4, 2)
+    cb = masks.checkerboard(image)
+    kept = [
+        bijectors.AffineCoupling(masks.checkerboard((4, 4, 1)), nets.ResNet(4, 1, 2)),
+        bijectors.BatchNorm((4, 4, 1)),
+    ]
+    cases = {
+        "additive": (bijectors.AdditiveCoupling(masks.alternating(6), nets.MLP([8], 3)), (6,)),
+        "affine": (bijectors.AffineCoupling(cb, nets.ResNet(4, 1, 4)), image),
+        "batch_norm": (bijectors.BatchNorm([6], momentum=0.5, epsilon=1e-3), (6,)),
+        "scaling": (bijectors.Scaling(image), image),
+        "logit": (bijectors.Logit(0.1), image),
+        "squeeze": (bijectors.Squeeze(), image),
+        "unsqueeze": (bijectors.Unsqueeze(), (2, 2, 8)),
+        "factor_out": (bijectors.FactorOut(kept, image), image),
+    }
+    for name, (bijector, shape) in cases.items():
+        randomize(bijector.keras_layers, seed=len(name))
+        x = tf.random.stateless_uniform((3, *shape), seed=[0, len(name)], minval=0.05, maxval=0.95)
+        yield pytest.param(bijector, x, id=name)
+
+
+def _num_weights(bijector):
+    return sum(int(np.prod(w.shape)) for layer in bijector.keras_layers for w in layer.weights)
+
+
+@pytest.mark.parametrize("bijector, x", list(_every_bijector()))
+def test_every_bijector_rebuilds_from_its_config(bijector, x):
+    """The config holds what a user wrote; with the weights copied by position (as a `.keras`
+    file restores them) the clone computes the same function."""
+    clone = assert_config_round_trip(bijector, _num_weights)
+    assert clone.name == bijector.name
+    assert set(bijector.get_config()) <= {*inspect.signature(type(bijector)).parameters}
+    for mine, theirs in zip(clone.keras_layers, bijector.keras_layers, strict=True):
+        mine.set_weights(theirs.get_weights())
+    kwargs = {"training": False} if getattr(bijector, "takes_training", False) else {}
+    event_ndims = len(x.shape) - 1
+    z, log_det = bijector.inverse_and_log_det(x, event_ndims, **kwargs)
+    want = [z, log_det, bijector.forward(z)]
+    got = [*clone.inverse_and_log_det(fresh(x), event_ndims, **kwargs), clone.forward(fresh(z))]
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_configs_of_older_files_with_keras_state_still_load():
+    scaling = bijectors.Scaling([3])
+    old = {**scaling.get_config(), "state": {"class_name": "BijectorWeights", "config": {}}}
+    assert bijectors.Scaling.from_config(old).get_config() == scaling.get_config()
