@@ -18,6 +18,8 @@ import math
 
 import tensorflow as tf
 
+from tfflows import checks
+
 
 def uniform_dequantize(x, num_levels, seed=None):
     """Returns ``(x + u) / num_levels`` with ``u ~ U[0, 1)``, as float32 in ``[0, 1)``.
@@ -33,14 +35,9 @@ def uniform_dequantize(x, num_levels, seed=None):
     """
     if int(num_levels) < 2:
         raise ValueError(f"num_levels must be at least 2, got {num_levels}.")
-    x = tf.cast(x, tf.float32)
     message = f"uniform_dequantize expects integer levels in [0, {int(num_levels) - 1}]"
-    checks = [
-        tf.debugging.assert_greater_equal(x, 0.0, message=message),
-        tf.debugging.assert_less_equal(x, float(num_levels - 1), message=message),
-        tf.debugging.assert_equal(x, tf.round(x), message=message),
-    ]
-    with tf.control_dependencies(checks):
+    x = checks.in_range(tf.cast(x, tf.float32), 0, num_levels - 1, message)
+    with tf.control_dependencies([tf.debugging.assert_equal(x, tf.round(x), message=message)]):
         if seed is None:
             noise = tf.random.uniform(tf.shape(x))
         else:

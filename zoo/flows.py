@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfflows
-from tfflows import bijectors, masks, nets
+from tfflows import bijectors, checks, masks, nets
 from tfflows.flow import weighted_mean
 from zoo import plots, registry
 from zoo.base import ZooModel, whole_number, whole_numbers
@@ -58,13 +58,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
         x = super()._validate(x)
         if self.validate_args:
             message = f"{type(self).__name__} expects images with values in [0, 1]"
-            with tf.control_dependencies(
-                [
-                    tf.debugging.assert_greater_equal(x, 0.0, message=message),
-                    tf.debugging.assert_less_equal(x, 1.0, message=message),
-                ]
-            ):
-                x = tf.identity(x)
+            x = checks.in_range(x, 0, 1, message)
         return x
 
     def bits_per_dim(self, x):

@@ -131,6 +131,26 @@ class FlowBijector(tfp.bijectors.Bijector):
             **tfp_arguments,
         )
 
+    # Inputs are checked once, where they come in: TFP's public methods, which call the hooks
+    # (``_forward``, ``_inverse``, ``_*_log_det_jacobian``) with checked tensors.
+    def forward(self, x, name="forward", **kwargs):
+        return super().forward(self._check(x, "forward"), name=name, **kwargs)
+
+    def inverse(self, y, name="inverse", **kwargs):
+        return super().inverse(self._check(y, "inverse"), name=name, **kwargs)
+
+    def forward_log_det_jacobian(
+        self, x, event_ndims=None, name="forward_log_det_jacobian", **kwargs
+    ):
+        x = self._check(x, "forward")
+        return super().forward_log_det_jacobian(x, event_ndims, name=name, **kwargs)
+
+    def inverse_log_det_jacobian(
+        self, y, event_ndims=None, name="inverse_log_det_jacobian", **kwargs
+    ):
+        y = self._check(y, "inverse")
+        return super().inverse_log_det_jacobian(y, event_ndims, name=name, **kwargs)
+
     def inverse_and_log_det(self, y, event_ndims, **kwargs):
         """``(x, log|det dx/dy|)`` in one pass; `tfflows.Flow` uses it for density evaluation.
 
@@ -143,7 +163,7 @@ class FlowBijector(tfp.bijectors.Bijector):
                 self.inverse(y, **kwargs),
                 self.inverse_log_det_jacobian(y, event_ndims, **kwargs),
             )
-        x, ildj = self._inverse_and_log_det(tf.convert_to_tensor(y), **kwargs)
+        x, ildj = self._inverse_and_log_det(self._check(y, "inverse"), **kwargs)
         extra = event_ndims - self.inverse_min_event_ndims
         if extra > 0:
             ildj = tf.reduce_sum(ildj, axis=list(range(-extra, 0)))
@@ -171,9 +191,9 @@ class FlowBijector(tfp.bijectors.Bijector):
     def _check(self, x, direction):
         """Validates an input to ``direction`` ('forward' or 'inverse') and returns it.
 
-        Always checks (cheaply, on static shapes) that ``x`` is floating point and that its
-        trailing dimensions are this bijector's event shape; with ``validate_args`` also checks
-        that every value is finite.
+        Run by the public methods, before any hook. Always checks (cheaply, on static shapes)
+        that ``x`` is floating point and that its trailing dimensions are this bijector's event
+        shape; with ``validate_args`` also checks that every value is finite.
         """
         x = tf.convert_to_tensor(x)
         where = f"{type(self).__name__} {self.name!r} ({direction})"

@@ -147,7 +147,6 @@ class BatchNorm(FlowBijector):
         return self._inverse_and_log_det(y, training)[0]
 
     def _inverse_and_log_det(self, y, training=None):
-        y = self._check(y, "inverse")
         training = self._resolve(training)
         mean, variance = self._statistics(y, training)
         if training:
@@ -159,20 +158,17 @@ class BatchNorm(FlowBijector):
 
     def _forward(self, x, training=None):
         del training  # Sampling always uses the running averages.
-        x = self._check(x, "forward")
         mean, variance = self._statistics(x, training=False)
         gamma_inv = tf.exp(-tf.cast(self._state.log_gamma, x.dtype))
         beta = tf.cast(self._state.beta, x.dtype)
         return (x - beta) * gamma_inv * tf.sqrt(variance + self._epsilon) + mean
 
     def _inverse_log_det_jacobian(self, y, training=None):
-        y = self._check(y, "inverse")
         _, variance = self._statistics(y, training)
         return self._log_det_inverse(variance, y.dtype)
 
     def _forward_log_det_jacobian(self, x, training=None):
         del training
-        x = self._check(x, "forward")
         _, variance = self._statistics(x, training=False)
         return -self._log_det_inverse(variance, x.dtype)
 

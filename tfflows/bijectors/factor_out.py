@@ -71,7 +71,6 @@ class FactorOut(FlowBijector):
         return x[..., : self._kept], x[..., self._kept :]
 
     def _inverse_and_log_det(self, y, training=False):
-        y = self._check(y, "inverse")
         kept, out = self._split(y)
         z, log_det = _walk.inverse_and_log_det(self._bijectors, kept, 3, training)
         return tf.concat([z, out], axis=-1), log_det
@@ -84,7 +83,7 @@ class FactorOut(FlowBijector):
 
     def _forward(self, x, training=False):
         del training
-        kept, out = self._split(self._check(x, "forward"))
+        kept, out = self._split(x)
         return tf.concat([_walk.forward(self._bijectors, kept), out], axis=-1)
 
     def _forward_log_det_jacobian(self, x, training=False):

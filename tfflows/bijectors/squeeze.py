@@ -57,7 +57,6 @@ class Squeeze(FlowBijector):
         )
 
     def _image(self, x, direction):
-        x = self._check(x, direction)
         if x.shape.rank is not None and x.shape.rank < 3:
             raise ValueError(
                 f"{type(self).__name__} {self.name!r} ({direction}) expects image events "

@@ -1,37 +1,17 @@
+"""What both couplings share (tfflows/bijectors/_coupling.py): round trips, log-dets, the
+conditioning part, identity start, batch ranks, one-pass inverse, TFP composition, input checks."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tests.checks import assert_log_dets_match_autodiff, assert_round_trip, fresh, randomize
+from tests.checks import assert_log_dets_match_autodiff, assert_round_trip, fresh
+from tests.tfflows.coupling_cases import IMAGE_MASKS, VECTOR_MASKS, make_coupling, sample
 from tfflows import bijectors, masks, nets
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
-
-VECTOR_MASKS = [masks.half(6), masks.half(6, 1), masks.alternating(6), masks.alternating(6, 1)]
-IMAGE_MASKS = [
-    masks.checkerboard((4, 4, 2)),
-    masks.checkerboard((4, 4, 2), 1),
-    masks.channel((4, 4, 2)),
-    masks.channel((4, 4, 2), 1),
-]
-
-
-def make_coupling(cls, mask, seed=0):
-    units = mask.transformed_shape[-1] * (2 if cls is bijectors.AffineCoupling else 1)
-    if mask.event_ndims == 1:
-        net = nets.MLP([16, 16], units, activation="tanh")
-    else:
-        net = nets.ResNet(8, 1, units, activation="tanh")
-    coupling = cls(mask, net)
-    randomize(coupling.keras_layers, seed)
-    return coupling
-
-
-def sample(mask, n=5, seed=1):
-    return tf.random.stateless_normal((n, *mask.event_shape), seed=[seed, 0])
-
 
 CASES = [
     (cls, m)
@@ -89,52 +69,6 @@ def test_inverse_and_log_det_agrees_with_separate_calls():
     np.testing.assert_allclose(ildj, coupling.inverse_log_det_jacobian(fresh(y), 3), atol=1e-6)
 
 
-@pytest.mark.parametrize("mask", [masks.half(6), masks.half(6, 1)], ids=repr)
-def test_affine_coupling_equals_tfp_real_nvp(mask):
-    coupling = make_coupling(bijectors.AffineCoupling, mask)
-    if mask.parity == 0:
-        real_nvp = tfb.RealNVP(
-            num_masked=3, shift_and_log_scale_fn=lambda x_a, _: coupling.shift_and_log_scale(x_a)
-        )
-    else:
-        # tfb.RealNVP keeps the first units; parity 1 keeps the last ones: reverse around it.
-        def reversed_fn(x_a, _):
-            return tuple(t[..., ::-1] for t in coupling.shift_and_log_scale(x_a[..., ::-1]))
-
-        reverse = tfb.Permute(list(range(5, -1, -1)))
-        real_nvp = tfb.Chain(
-            [reverse, tfb.RealNVP(num_masked=3, shift_and_log_scale_fn=reversed_fn), reverse]
-        )
-    x = sample(mask)
-    np.testing.assert_allclose(real_nvp.forward(x), coupling.forward(x), atol=1e-6)
-    np.testing.assert_allclose(real_nvp.inverse(fresh(x)), coupling.inverse(fresh(x)), atol=1e-6)
-    np.testing.assert_allclose(
-        real_nvp.forward_log_det_jacobian(x, 1),
-        coupling.forward_log_det_jacobian(fresh(x), 1),
-        atol=1e-5,
-    )
-    np.testing.assert_allclose(
-        real_nvp.inverse_log_det_jacobian(x, 1),
-        coupling.inverse_log_det_jacobian(fresh(x), 1),
-        atol=1e-5,
-    )
-
-
-def test_additive_coupling_equals_shift_only_tfp_real_nvp():
-    mask = masks.half(6)
-    coupling = make_coupling(bijectors.AdditiveCoupling, mask)
-    nice = tfb.RealNVP(
-        num_masked=3,
-        is_constant_jacobian=True,
-        shift_and_log_scale_fn=lambda x_a, _: (coupling.shift(x_a), None),
-    )
-    x = sample(mask)
-    np.testing.assert_allclose(nice.forward(x), coupling.forward(x), atol=1e-6)
-    np.testing.assert_allclose(nice.inverse(fresh(x)), coupling.inverse(fresh(x)), atol=1e-6)
-    assert coupling.is_constant_jacobian
-    np.testing.assert_allclose(coupling.forward_log_det_jacobian(x, 1), 0.0)
-
-
 def test_composes_with_chain_invert_and_transformed_distribution():
     first = make_coupling(bijectors.AffineCoupling, masks.alternating(6), seed=1)
     second = make_coupling(bijectors.AdditiveCoupling, masks.alternating(6, 1), seed=2)
@@ -146,15 +80,6 @@ def test_composes_with_chain_invert_and_transformed_distribution():
     expected = base.log_prob(z) + first.inverse_log_det_jacobian(fresh(x), 1)
     np.testing.assert_allclose(dist.log_prob(fresh(x)), expected, atol=1e-5)
     assert dist.sample(4, seed=1).shape == (4, 6)
-
-
-def test_log_scale_stays_bounded_by_the_learned_factor():
-    mask = masks.half(6)
-    coupling = make_coupling(bijectors.AffineCoupling, mask)
-    huge = 1e4 * sample(masks.half(3))
-    _, log_scale = coupling.shift_and_log_scale(huge)
-    assert np.all(np.abs(log_scale) <= 1.0 + 1e-6)  # factor starts at 1
-    assert np.all(np.isfinite(coupling.forward(1e4 * sample(mask))))
 
 
 def test_bad_input_errors_name_the_problem():
