@@ -28,6 +28,12 @@ def bfloat16_units(cpuinfo="/proc/cpuinfo"):
     return ()
 
 
+def check(mode):
+    """Raises a one-line ValueError unless ``mode`` is one of `MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"mixed_precision must be one of {MODES}, got {mode!r}.")
+
+
 def choose(mode, bfloat16_on_cpu=True):
     """``(policy, why)``: the Keras dtype policy for ``mode`` and the reason, in words.
 
@@ -36,8 +42,7 @@ def choose(mode, bfloat16_on_cpu=True):
     trains faster in it to the same quality (``bfloat16_on_cpu``: a zoo model's
     ``auto_bfloat16``, measured with bench/train_step.py), else ``float32``.
     """
-    if mode not in MODES:
-        raise ValueError(f"mixed_precision must be one of {MODES}, got {mode!r}.")
+    check(mode)
     if mode != "auto":
         return POLICIES[mode], f"mixed precision {mode}"
     import tensorflow as tf

@@ -88,10 +88,7 @@ class RunConfig:
                 "time_budget cannot be used with strategy 'multi-worker': every worker must "
                 "stop after the same step."
             )
-        if self.mixed_precision not in precision.MODES:
-            raise ValueError(
-                f"mixed_precision must be one of {precision.MODES}, got {self.mixed_precision!r}."
-            )
+        precision.check(self.mixed_precision)
 
     def output_folder(self):
         name = os.path.basename(os.path.normpath(str(self.dataset)))
@@ -155,7 +152,8 @@ def _run(config):
 
     config.check()
     strategy = distribute.make_strategy(config.strategy)
-    cls = registry.entry(config.model).cls
+    entry = registry.entry(config.model)
+    cls = entry.cls
     out = config.output_folder()
     chief, multi_worker = distribute.is_chief(strategy), config.strategy == "multi-worker"
     if not chief:  # a worker but the first: its files go to a scratch folder
@@ -170,7 +168,7 @@ def _run(config):
             return json.load(f)
     config = cls.plan_run(config)
     keras.utils.set_random_seed(config.seed)
-    bfloat16 = cls.prefers_bfloat16({**registry.entry(config.model).defaults, **config.options})
+    bfloat16 = cls.prefers_bfloat16({**entry.defaults, **config.options})
     policy, why = precision.set_policy(config.mixed_precision, bfloat16)
     train_ds, info = load_data(
         config,

@@ -158,12 +158,13 @@ class FlowBijector(tfp.bijectors.Bijector):
         override ``_inverse_and_log_det(y, **kwargs)``; the log-det is then summed over the
         ``event_ndims - forward_min_event_ndims`` outer event dimensions, as TFP does.
         """
-        if not hasattr(self, "_inverse_and_log_det"):
+        y = self._check(y, "inverse")
+        if not hasattr(self, "_inverse_and_log_det"):  # TFP's methods: y is checked already
             return (
-                self.inverse(y, **kwargs),
-                self.inverse_log_det_jacobian(y, event_ndims, **kwargs),
+                super().inverse(y, **kwargs),
+                super().inverse_log_det_jacobian(y, event_ndims, **kwargs),
             )
-        x, ildj = self._inverse_and_log_det(self._check(y, "inverse"), **kwargs)
+        x, ildj = self._inverse_and_log_det(y, **kwargs)
         extra = event_ndims - self.inverse_min_event_ndims
         if extra > 0:
             ildj = tf.reduce_sum(ildj, axis=list(range(-extra, 0)))
