@@ -146,6 +146,11 @@ class Flow(keras.Model):
         """Latent -> data: ``x = f(z)``."""
         return _walk.forward(self._bijectors, tf.cast(z, tf.float32))
 
+    def decode_with_log_det(self, z):
+        """Latent -> data: ``(x, log|det dx/dz|)``, each bijector run once."""
+        z = tf.cast(z, tf.float32)
+        return _walk.forward_and_log_det(self._bijectors, z, len(self.latent_shape))
+
     def log_prob(self, x, training=False):
         """Log-density (nats) of each example of ``x``, in float32."""
         x = tf.convert_to_tensor(x)
@@ -163,6 +168,25 @@ class Flow(keras.Model):
         num_samples, temperature = sampling_arguments(num_samples, temperature)
         z = self.base(temperature).sample(num_samples, seed=seed)
         return self.decode(z)
+
+    def decode_and_log_prob(self, z):
+        """``(x, log p(x))`` for ``x = f(z)``, without running the inverse:
+        ``log p(x) = log p_base(z) - log|det dx/dz|``."""
+        x, log_det = self.decode_with_log_det(z)
+        return x, self.base().log_prob(tf.cast(z, tf.float32)) - log_det
+
+    def sample_and_log_prob(self, num_samples, temperature=1.0, seed=None):
+        """``(x, log p(x))``: draws as `sample` makes them, scored in the same forward pass,
+
+        ```none
+        z ~ base(temperature),   x = f(z),   log p(x) = log p_base(z) - log|det dx/dz|
+        ```
+
+        ``log p`` is the model's density (the base at temperature 1) whatever ``temperature``
+        the draws were made at, so it equals ``log_prob(x)`` without running the inverse.
+        """
+        num_samples, temperature = sampling_arguments(num_samples, temperature)
+        return self.decode_and_log_prob(self.base(temperature).sample(num_samples, seed=seed))
 
     def call(self, x, training=None):
         return self.log_prob(x, training=bool(training))

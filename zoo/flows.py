@@ -72,7 +72,8 @@ class ImageFlow(ZooModel, tfflows.Flow):
         self.bits_tracker.update_state(mean, sample_weight=total)
 
     def sample(self, num_samples, temperature=1.0, seed=None):
-        """Images in ``[0, 1]``: samples of the dequantized density, clipped to the pixel range."""
+        """Images in ``[0, 1]``: samples of the dequantized density, clipped to the pixel range.
+        (``sample_and_log_prob`` gives the same draws unclipped, with their log-density.)"""
         return tf.clip_by_value(super().sample(num_samples, temperature, seed), 0.0, 1.0)
 
     def export_metadata(self):
@@ -88,7 +89,9 @@ class ImageFlow(ZooModel, tfflows.Flow):
         """Signatures for `zoo.export`: ``log_prob`` (also ``serving_default``), ``sample``,
         ``encode``, ``decode``. Inputs ``images`` ``[batch, H, W, C]`` float32 in ``[0, 1]``
         (dequantized), ``z`` ``[batch, *latent_shape]``; to sample at a temperature ``T``, the
-        caller draws ``z`` from the prior and multiplies it by ``T``."""
+        caller draws ``z`` from the prior and multiplies it by ``T``. ``sample`` also returns
+        each draw's ``log_prob`` (before clipping), ``decode`` the ``log_det``
+        ``log|det dx/dz|``, from the one forward pass."""
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         latents = tf.TensorSpec([None, *self.latent_shape], tf.float32, name="z")
 
@@ -98,13 +101,15 @@ class ImageFlow(ZooModel, tfflows.Flow):
             return {"log_prob": log_prob, "bits_per_dim": bits}
 
         def sample(z):
-            return {"images": tf.clip_by_value(self.decode(z), 0.0, 1.0)}
+            images, log_prob = self.decode_and_log_prob(z)
+            return {"images": tf.clip_by_value(images, 0.0, 1.0), "log_prob": log_prob}
 
         def encode(images):
             return {"z": self.encode(images)}
 
         def decode(z):
-            return {"images": self.decode(z)}
+            images, log_det = self.decode_with_log_det(z)
+            return {"images": images, "log_det": log_det}
 
         return {
             "log_prob": (log_prob, [images]),

@@ -87,6 +87,15 @@ class SavedModelFlow(tf.Module):
     def decode(self, z):
         return self.loaded.signatures["decode"](z=tf.cast(z, tf.float32))["images"]
 
+    def decode_with_log_det(self, z):
+        out = self.loaded.signatures["decode"](z=tf.cast(z, tf.float32))
+        if "log_det" not in out:
+            raise ValueError(
+                f"The SavedModel at {self.path} has no decode log_det (exported before zoo "
+                "gave one): re-export its model with zoo.export."
+            )
+        return out["images"], out["log_det"]
+
 
 def _base_of_export(path):
     manifest = os.path.join(path, "assets.extra", "signatures.json")
@@ -373,6 +382,28 @@ class Transflow(ZooModel, keras.Model):
     def sample(self, num_samples, temperature=1.0, seed=None, class_id=0):
         """Images in ``[0, 1]``: `sample_latents` decoded by the flow."""
         return self._decode(self.sample_latents(num_samples, temperature, seed, class_id))
+
+    def sample_and_log_prob(self, num_samples, temperature=1.0, seed=None, class_id=0):
+        """``(x, log p(x | class))``: `sample`'s draws before clipping, with their density under
+        class ``class_id``'s posterior predictive carried through the flow, from the one
+        forward pass (nats, float32):
+
+        ```none
+        z* ~ predictive(class_id, temperature),   x = f^{-1}(z*),
+        log p(x | class) = log predictive(z*) - log|det dx/dz*|
+        ```
+
+        Needs a flow with ``decode_with_log_det`` (zoo flows; SavedModels exported by zoo).
+        """
+        if not hasattr(self.flow, "decode_with_log_det"):
+            raise TypeError(f"{type(self.flow).__name__} gives no decode log-det to score with.")
+        z = self.sample_latents(num_samples, temperature, seed, class_id)
+        x, log_det = self.flow.decode_with_log_det(
+            tf.reshape(tf.cast(z, tf.float32), [-1, *self.latent_shape])
+        )
+        posterior = {k: v[int(class_id)] for k, v in self.posterior().items()}
+        latent = tf.reduce_sum(self._predictive(posterior).log_prob(z), axis=-1)
+        return tf.cast(x, tf.float32), tf.cast(latent, tf.float32) - tf.cast(log_det, tf.float32)
 
     def interpolate(self, start="prior", end=0, steps=8, temperature=0.0, seed=None):
         """Images decoded along a straight path of predictives, from ``start`` to ``end``

@@ -85,3 +85,42 @@ def test_configs_of_older_files_with_keras_state_still_load():
     scaling = bijectors.Scaling([3])
     old = {**scaling.get_config(), "state": {"class_name": "BijectorWeights", "config": {}}}
     assert bijectors.Scaling.from_config(old).get_config() == scaling.get_config()
+
+
+@pytest.mark.parametrize("bijector, x", list(_every_bijector()))
+def test_one_pass_methods_equal_the_separate_calls(bijector, x):
+    """``inverse_and_log_det`` at ``x`` and ``forward_and_log_det`` at its latent give what
+    ``inverse`` / ``forward`` and their ``*_log_det_jacobian`` give."""
+    kwargs = {"training": False} if getattr(bijector, "takes_training", False) else {}
+    event_ndims = len(x.shape) - 1
+    z, ildj = bijector.inverse_and_log_det(x, event_ndims, **kwargs)
+    np.testing.assert_allclose(z, bijector.inverse(fresh(x), **kwargs), rtol=1e-5, atol=1e-5)
+    separate = bijector.inverse_log_det_jacobian(fresh(x), event_ndims, **kwargs)
+    np.testing.assert_allclose(ildj, np.broadcast_to(separate, ildj.shape), rtol=1e-5, atol=1e-5)
+    latent_ndims = bijector.inverse_event_ndims(event_ndims)
+    y, fldj = bijector.forward_and_log_det(fresh(z), latent_ndims, **kwargs)
+    np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-4)
+    separate = bijector.forward_log_det_jacobian(fresh(z), latent_ndims, **kwargs)
+    np.testing.assert_allclose(fldj, np.broadcast_to(separate, fldj.shape), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fldj, -np.broadcast_to(ildj, fldj.shape), rtol=1e-4, atol=1e-4)
+
+
+def test_one_pass_log_dets_sum_over_outer_event_dimensions():
+    """A bijector on ``[6]`` events run on ``[2, 6]`` ones: per-example and constant log-dets
+    are both summed over the outer dimension."""
+    x = tf.random.stateless_normal((3, 2, 6), seed=[4, 4])
+    for bijector in (
+        bijectors.AffineCoupling(masks.alternating(6), nets.MLP([8], 6)),
+        bijectors.BatchNorm([6]),
+    ):
+        randomize(bijector.keras_layers, seed=3)
+        kwargs = {"training": False} if getattr(bijector, "takes_training", False) else {}
+        for one_pass, separate in (
+            (bijector.forward_and_log_det, bijector.forward_log_det_jacobian),
+            (bijector.inverse_and_log_det, bijector.inverse_log_det_jacobian),
+        ):
+            log_det = one_pass(x, 2, **kwargs)[1]
+            assert log_det.shape == (3,)
+            per_row = separate(fresh(x), 1, **kwargs)
+            want = np.sum(np.broadcast_to(per_row, (3, 2)), axis=1)
+            np.testing.assert_allclose(log_det, want, rtol=1e-5, atol=1e-5)

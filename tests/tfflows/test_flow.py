@@ -68,6 +68,19 @@ def test_log_prob_is_the_change_of_variables_formula():
     np.testing.assert_allclose(flow.decode(z), x, atol=1e-4)
 
 
+def test_sample_and_log_prob_scores_the_draws_without_the_inverse():
+    flow = randomized(image_flow())
+    x, log_prob = flow.sample_and_log_prob(6, temperature=0.7, seed=[1, 2])
+    np.testing.assert_array_equal(x, flow.sample(6, temperature=0.7, seed=[1, 2]))
+    np.testing.assert_allclose(log_prob, flow.log_prob(fresh(x)), rtol=1e-5, atol=1e-3)
+    z = flow.encode(fresh(x))
+    x_again, log_det = flow.decode_with_log_det(z)
+    np.testing.assert_allclose(x_again, x, atol=1e-4)
+    np.testing.assert_allclose(log_det, -flow.encode_with_log_det(fresh(x))[1], atol=1e-3)
+    with pytest.raises(ValueError, match="num_samples"):
+        flow.sample_and_log_prob(0)
+
+
 def test_flow_equals_tfp_transformed_distribution_over_its_chain():
     flow = randomized(image_flow())
     chain = tfb.Chain(flow.bijectors)

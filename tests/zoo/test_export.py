@@ -101,6 +101,10 @@ def test_savedmodel_reproduces_the_keras_model_without_our_code(exported, tmp_pa
     np.testing.assert_allclose(out["encode/z"], model.encode(images), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["decode/images"], model.decode(z), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["sample/images"], np.clip(model.decode(z), 0.0, 1.0), atol=1e-5)
+    decoded, log_prob = model.decode_and_log_prob(z)
+    np.testing.assert_allclose(out["sample/log_prob"], log_prob, rtol=1e-5, atol=1e-3)
+    log_det = -model.encode_with_log_det(decoded)[1]
+    np.testing.assert_allclose(out["decode/log_det"], log_det, rtol=1e-4, atol=1e-2)
 
 
 def test_saved_model_cli_shows_and_runs_the_signatures(exported, tmp_path):

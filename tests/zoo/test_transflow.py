@@ -9,7 +9,7 @@ import tensorflow as tf
 from scipy import stats
 
 from tests.model_checks import ModelChecks
-from zoo import cli, data, flows
+from zoo import cli, data, export, flows
 from zoo.transflow import Transflow
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models")
@@ -201,6 +201,22 @@ def test_keras_citizen_round_trips_and_export(digits, tmp_path):
     for m in (by_path, same):
         m.observe(x, y)
     np.testing.assert_allclose(by_path.posterior()["mean"], same.posterior()["mean"], rtol=1e-6)
+    # Samples are scored in the forward pass: the class predictive at f(x) plus the flow's
+    # log-det; so are a SavedModel flow's (its decode signature gives the log-det).
+    exported = export.export(flow, str(tmp_path / "flow"), model_name="flow")
+    saved = Transflow(exported, 10, variance="estimate")
+    for name in ("count", "total", "total_squares"):
+        getattr(saved, name).assign(getattr(model, name))
+    predictive = model._predictive({k: v[3] for k, v in model.posterior().items()})
+    # Unclipped draws may leave [0, 1] by a little; score them with the range check off.
+    unchecked = flows.RealNVP.from_config({**flow.get_config(), "validate_args": False})
+    unchecked.set_weights(flow.get_weights())
+    for scored in (model, saved):
+        images, log_prob = scored.sample_and_log_prob(3, 0.8, seed=[0, 1], class_id=3)
+        z, log_det = unchecked.encode_with_log_det(images)
+        latent = predictive.log_prob(tf.cast(tf.reshape(z, [3, -1]), tf.float64))
+        want = tf.reduce_sum(latent, axis=-1).numpy() + log_det.numpy()
+        np.testing.assert_allclose(log_prob, want, rtol=1e-4, atol=0.05)
     # On a flow computing in bfloat16 the statistics stay float64 and close to float32's.
     low = Transflow(flows.RealNVP.from_config({**flow.get_config(), "dtype": "mixed_bfloat16"}), 10)
     low.flow.set_weights(flow.get_weights())

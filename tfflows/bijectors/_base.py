@@ -151,24 +151,37 @@ class FlowBijector(tfp.bijectors.Bijector):
         y = self._check(y, "inverse")
         return super().inverse_log_det_jacobian(y, event_ndims, name=name, **kwargs)
 
+    def forward_and_log_det(self, x, event_ndims, **kwargs):
+        """``(y, log|det dy/dx|)`` in one pass; `tfflows.Flow` uses it where samples are scored.
+
+        Subclasses whose forward pass and log-det share work override
+        ``_forward_and_log_det(x, **kwargs)``, as for `inverse_and_log_det`.
+        """
+        return self._and_log_det("forward", x, event_ndims, kwargs)
+
     def inverse_and_log_det(self, y, event_ndims, **kwargs):
         """``(x, log|det dx/dy|)`` in one pass; `tfflows.Flow` uses it for density evaluation.
 
         Subclasses whose inverse and log-det share work (couplings run their conditioner once)
         override ``_inverse_and_log_det(y, **kwargs)``; the log-det is then summed over the
-        ``event_ndims - forward_min_event_ndims`` outer event dimensions, as TFP does.
+        ``event_ndims - inverse_min_event_ndims`` outer event dimensions, as TFP does.
         """
-        y = self._check(y, "inverse")
-        if not hasattr(self, "_inverse_and_log_det"):  # TFP's methods: y is checked already
-            return (
-                super().inverse(y, **kwargs),
-                super().inverse_log_det_jacobian(y, event_ndims, **kwargs),
-            )
-        x, ildj = self._inverse_and_log_det(y, **kwargs)
-        extra = event_ndims - self.inverse_min_event_ndims
-        if extra > 0:
-            ildj = tf.reduce_sum(ildj, axis=list(range(-extra, 0)))
-        return x, ildj
+        return self._and_log_det("inverse", y, event_ndims, kwargs)
+
+    def _and_log_det(self, direction, x, event_ndims, kwargs):
+        x = self._check(x, direction)
+        one_pass = getattr(self, f"_{direction}_and_log_det", None)
+        if one_pass is None:  # TFP's methods: x is checked already
+            transform = getattr(super(), direction)
+            log_det = getattr(super(), f"{direction}_log_det_jacobian")
+            return transform(x, **kwargs), log_det(x, event_ndims, **kwargs)
+        y, log_det = one_pass(x, **kwargs)
+        min_ndims = getattr(self, f"{direction}_min_event_ndims")
+        if event_ndims > min_ndims:  # log-dets may be per example or constant (a scalar)
+            parts = tf.shape(x)[: tf.rank(x) - min_ndims]
+            axes = list(range(min_ndims - event_ndims, 0))
+            log_det = tf.reduce_sum(tf.broadcast_to(log_det, parts), axis=axes)
+        return y, log_det
 
     @property
     def keras_layers(self):

@@ -1,7 +1,8 @@
 """Running a list of bijectors (data side first) in either direction, as `tfb.Chain` would.
 
 Unlike `tfb.Chain`, the walk passes ``training`` to every bijector that takes it (``BatchNorm``,
-``FactorOut``) and uses each tfflows bijector's one-pass ``inverse_and_log_det``.
+``FactorOut``) and uses each tfflows bijector's one-pass ``inverse_and_log_det`` and
+``forward_and_log_det``.
 """
 
 import tensorflow as tf
@@ -11,21 +12,31 @@ def _kwargs(bijector, training):
     return {"training": bool(training)} if getattr(bijector, "takes_training", False) else {}
 
 
-def inverse_and_log_det(bijectors, y, event_ndims, training=False):
-    """Data -> latent through ``bijectors`` (first to last): ``(z, sum of inverse log-dets)``."""
-    log_det = tf.zeros(tf.shape(y)[: tf.rank(y) - event_ndims], dtype=y.dtype)
+def _and_log_det(bijectors, x, event_ndims, direction, training):
+    log_det = tf.zeros(tf.shape(x)[: tf.rank(x) - event_ndims], dtype=x.dtype)
     for b in bijectors:
         kwargs = _kwargs(b, training)
-        if hasattr(b, "inverse_and_log_det"):
-            y_next, ildj = b.inverse_and_log_det(y, event_ndims, **kwargs)
+        if hasattr(b, f"{direction}_and_log_det"):
+            x_next, step = getattr(b, f"{direction}_and_log_det")(x, event_ndims, **kwargs)
         else:
-            ildj = b.inverse_log_det_jacobian(y, event_ndims, **kwargs)
-            y_next = b.inverse(y, **kwargs)
-        log_det += ildj
+            step = getattr(b, f"{direction}_log_det_jacobian")(x, event_ndims, **kwargs)
+            x_next = getattr(b, direction)(x, **kwargs)
+        log_det += step
         # A reshaping bijector (e.g. image -> vector) changes the event rank.
-        event_ndims = b.inverse_event_ndims(event_ndims)
-        y = y_next
-    return y, log_det
+        event_ndims = getattr(b, f"{direction}_event_ndims")(event_ndims)
+        x = x_next
+    return x, log_det
+
+
+def inverse_and_log_det(bijectors, y, event_ndims, training=False):
+    """Data -> latent through ``bijectors`` (first to last): ``(z, sum of inverse log-dets)``."""
+    return _and_log_det(bijectors, y, event_ndims, "inverse", training)
+
+
+def forward_and_log_det(bijectors, z, event_ndims):
+    """Latent -> data through ``bijectors`` (last to first), batch norms in inference mode:
+    ``(x, sum of forward log-dets)``."""
+    return _and_log_det(reversed(bijectors), z, event_ndims, "forward", False)
 
 
 def forward(bijectors, z):

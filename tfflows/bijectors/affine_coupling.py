@@ -49,7 +49,8 @@ class AffineCoupling(Coupling):
     ```
 
     and the inverse log-det is ``-sum_{i in B} s_i(y_A)``, computed from ``y_A`` without running
-    the inverse. Log-dets are computed in the input dtype (float32 in a flow) even when the
+    the inverse. ``forward_and_log_det`` / ``inverse_and_log_det`` run the conditioner once for
+    both. Log-dets are computed in the input dtype (float32 in a flow) even when the
     conditioner runs in float16 / bfloat16.
 
     Args:
@@ -80,9 +81,13 @@ class AffineCoupling(Coupling):
         return shift, self._log_scale_bound(raw)
 
     def _forward(self, x):
+        return self._forward_and_log_det(x)[0]
+
+    def _forward_and_log_det(self, x):
         x_a, x_b = self._mask.split(x)
         shift, log_scale = self.shift_and_log_scale(x_a)
-        return self._mask.merge(x, x_b * tf.exp(log_scale) + shift)
+        y = self._mask.merge(x, x_b * tf.exp(log_scale) + shift)
+        return y, self._mask.sum_transformed(log_scale)
 
     def _inverse(self, y):
         return self._inverse_and_log_det(y)[0]

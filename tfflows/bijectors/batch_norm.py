@@ -157,20 +157,22 @@ class BatchNorm(FlowBijector):
         return x, self._log_det_inverse(variance, y.dtype)
 
     def _forward(self, x, training=None):
+        return self._forward_and_log_det(x, training)[0]
+
+    def _forward_and_log_det(self, x, training=None):
         del training  # Sampling always uses the running averages.
         mean, variance = self._statistics(x, training=False)
         gamma_inv = tf.exp(-tf.cast(self._state.log_gamma, x.dtype))
         beta = tf.cast(self._state.beta, x.dtype)
-        return (x - beta) * gamma_inv * tf.sqrt(variance + self._epsilon) + mean
+        y = (x - beta) * gamma_inv * tf.sqrt(variance + self._epsilon) + mean
+        return y, -self._log_det_inverse(variance, x.dtype)
 
     def _inverse_log_det_jacobian(self, y, training=None):
         _, variance = self._statistics(y, training)
         return self._log_det_inverse(variance, y.dtype)
 
     def _forward_log_det_jacobian(self, x, training=None):
-        del training
-        _, variance = self._statistics(x, training=False)
-        return -self._log_det_inverse(variance, x.dtype)
+        return self._forward_and_log_det(x, training)[1]
 
     def _update_moving_averages(self, mean, variance):
         m = self._momentum

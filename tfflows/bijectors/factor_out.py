@@ -81,11 +81,16 @@ class FactorOut(FlowBijector):
     def _inverse_log_det_jacobian(self, y, training=False):
         return self._inverse_and_log_det(y, training)[1]
 
+    def _forward_and_log_det(self, x, training=False):
+        del training  # Sampling runs inner batch norms on their running averages.
+        kept, out = self._split(x)
+        x, log_det = _walk.forward_and_log_det(self._bijectors, kept, 3)
+        return tf.concat([x, out], axis=-1), log_det
+
     def _forward(self, x, training=False):
         del training
         kept, out = self._split(x)
         return tf.concat([_walk.forward(self._bijectors, kept), out], axis=-1)
 
     def _forward_log_det_jacobian(self, x, training=False):
-        del training
-        return -self._inverse_log_det_jacobian(self._forward(x), training=False)
+        return self._forward_and_log_det(x, training)[1]
