@@ -41,6 +41,7 @@ PEER = os.path.join(SHARED, "peers", "nice_torch.py")
 MODELS = {
     "nice": ({}, 200),
     "realnvp": ({"num_scales": 3, "filters": 32, "num_blocks": 2}, 64),
+    "glow": ({"num_scales": 2, "steps_per_scale": 8, "filters": 64, "num_blocks": 1}, 64),
     "dcgan": ({}, 64),
     "vae": ({}, 64),
     "conv_autoencoder": ({"latent_dim": 32}, 64),

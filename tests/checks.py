@@ -24,16 +24,18 @@ def fresh(t):
 
 
 def randomize(layers, seed=0, scale=0.3):
-    """Gives every weight of ``layers`` random values (zero-init nets are the identity).
-
-    Non-trainable weights (batch norm's running statistics) get values in ``[0.5, 0.5 + ...)``
-    so that running variances stay positive.
+    """Gives every trainable weight of ``layers`` random values (zero-init nets are the
+    identity), and running statistics (``moving_*``) values in ``[0.5, 0.5 + ...)`` so that
+    running variances stay positive. Other non-trainable weights (a 1x1 convolution's fixed
+    permutation, data-initialization flags) keep their values.
     """
     rng = np.random.default_rng(seed)
     for layer in layers:
         for w in layer.weights:
             value = rng.normal(scale=scale, size=w.shape)
             if not w.trainable:
+                if not w.name.startswith("moving_"):
+                    continue
                 value = np.abs(value) + 0.5
             w.assign(value.astype(w.dtype))
 

@@ -20,7 +20,7 @@ the conditioners run in float16 / bfloat16 under a mixed-precision policy.
 """
 
 from tfflows import bijectors, masks, nets
-from tfflows.dequantization import bits_per_dim, uniform_dequantize
+from tfflows.dequantization import VariationalDequantizer, bits_per_dim, uniform_dequantize
 from tfflows.flow import Flow
 from tfflows.gradient_step import minimize
 
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Flow",
+    "VariationalDequantizer",
     "bijectors",
     "bits_per_dim",
     "masks",

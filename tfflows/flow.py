@@ -188,6 +188,11 @@ class Flow(keras.Model):
         num_samples, temperature = sampling_arguments(num_samples, temperature)
         return self.decode_and_log_prob(self.base(temperature).sample(num_samples, seed=seed))
 
+    def log_likelihood(self, x, training=False):
+        """The per-example log-likelihood (nats) that `fit` maximizes and `evaluate` reports:
+        ``log_prob``; a subclass that learns its dequantization returns its bound instead."""
+        return self.log_prob(x, training=training)
+
     def call(self, x, training=None):
         return self.log_prob(x, training=bool(training))
 
@@ -204,7 +209,7 @@ class Flow(keras.Model):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
 
         def loss_fn():
-            log_prob = self.log_prob(x, training=True)
+            log_prob = self.log_likelihood(x, training=True)
             return weighted_mean(-log_prob, sample_weight)[0], log_prob
 
         _, log_prob, applied = minimize(
@@ -217,7 +222,7 @@ class Flow(keras.Model):
 
     def test_step(self, data):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self.update_metrics(self.log_prob(x), sample_weight)
+        self.update_metrics(self.log_likelihood(x), sample_weight)
         return {m.name: m.result() for m in self.metrics}
 
     def predict_step(self, data):

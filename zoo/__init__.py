@@ -5,7 +5,7 @@ Importing `zoo` registers every model (`zoo.list_models()`, `zoo.create_model(na
 
 from zoo.autoencoder import VAE, Autoencoder
 from zoo.feature_classifier import FeatureClassifier
-from zoo.flows import NICE, ImageFlow, RealNVP
+from zoo.flows import NICE, Glow, ImageFlow, RealNVP
 from zoo.gan import DCGAN, GAN
 from zoo.registry import create_model, list_models
 from zoo.transfer import ConvClassifier, TransferClassifier
@@ -19,6 +19,7 @@ __all__ = [
     "Autoencoder",
     "ConvClassifier",
     "FeatureClassifier",
+    "Glow",
     "ImageFlow",
     "RealNVP",
     "TransferClassifier",

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfflows import noise
 from zoo.optimizers import FusedAdam
 
 SCALINGS = ("dequantize", "centered", "unit", "symmetric")
@@ -76,18 +77,9 @@ def standard_normal(shape, seed=None):
 
 def training_noise(generator, shape):
     """``N(0, I)`` noise of ``shape`` for a train or test step, drawn from ``generator`` (a
-    `keras.random.SeedGenerator` the model owns).
-
-    Keras keeps the generator's state in a variable, which `zoo.resume` checkpoints, so a
-    resumed run draws what the uninterrupted run would have drawn (TensorFlow's stateful
-    ``tf.random`` ops restart their sequences whenever a function is traced again). Each
-    replica of a `tf.distribute` strategy folds in its id: replicas draw different noise.
-    """
-    seed = generator.next()
-    context = tf.distribute.get_replica_context()
-    if context is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
-        seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
-    return tf.random.stateless_normal(shape, seed=seed)
+    `keras.random.SeedGenerator` the model owns): resumable, different on each replica
+    (`tfflows.noise.step_seed`)."""
+    return tf.random.stateless_normal(shape, seed=noise.step_seed(generator))
 
 
 def whole_number(name, value, minimum=1):
@@ -148,7 +140,18 @@ class ZooModel:
 
     def compile_defaults(self, learning_rate=None):
         """``compile`` keyword arguments of the model's default training recipe."""
-        return {"optimizer": FusedAdam(learning_rate or 1e-3)}
+        return {"optimizer": self.adam(learning_rate or 1e-3)}
+
+    def adam(self, learning_rate, **kwargs):
+        """The zoo's Adam (`FusedAdam`) at ``learning_rate``, with the run's
+        ``optimizer_options`` (Keras' ``global_clipnorm``, ``use_ema``, ``ema_momentum``; set by
+        `zoo.training.run`). `compile_defaults` builds its optimizers through this, so a phase
+        that recompiles (e.g. a transfer model's fine-tuning) keeps them."""
+        return FusedAdam(learning_rate, **{**kwargs, **getattr(self, "optimizer_options", {})})
+
+    def optimizers_in_use(self):
+        """The optimizers ``fit`` steps with (a learning-rate schedule sets each)."""
+        return [self.optimizer]
 
     def prepare(self, train, info):
         """Called once with the (batched) training data before ``fit``; nothing by default."""

@@ -39,7 +39,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _parse_set(items):
+def parse_set(items):
     """``key=value`` pairs; values are Python literals where they parse, strings otherwise."""
     out = {}
     for item in items or []:
@@ -98,12 +98,16 @@ def train(args):
         steps_per_epoch=args.steps_per_epoch,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps,
+        clip_norm=args.clip_norm,
+        ema=args.ema,
         mixed_precision=args.mixed_precision,
         strategy=args.strategy,
         time_budget=args.time_budget,
         temperature=args.temperature,
         seed=args.seed,
-        options=_parse_set(args.set),
+        options=parse_set(args.set),
         out=args.out,
         verbose=args.verbose,
         restart=args.restart,
@@ -247,6 +251,23 @@ def build_parser():
         help="repeat the training data to this many batches an epoch (for few labels)",
     )
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's own")
+    p.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="cosine: decay to 0 over each phase's steps or --time-budget, whichever ends first",
+    )
+    p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
+    p.add_argument(
+        "--clip-norm", type=float, default=None, help="clip each step's gradients to this norm"
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="MOMENTUM",
+        help="average the weights (e.g. 0.999); validation, model.keras and export use it",
+    )
     p.add_argument(
         "--mixed-precision",
         choices=precision.MODES,

@@ -1,4 +1,4 @@
-"""NICE and RealNVP image flows as Keras models.
+"""NICE, RealNVP and Glow image flows as Keras models.
 
 Both take dequantized images ``y = (x + u) / K`` in ``[0, 1)`` (``zoo.data.load`` makes them) and
 report, besides the loss (negative log-likelihood in nats per image), ``bits_per_dim`` of the
@@ -23,23 +23,51 @@ from zoo.base import ZooModel, whole_number, whole_numbers
 tfb = tfp.bijectors
 
 
+DEQUANTIZATIONS = ("uniform", "variational")
+
+
 class ImageFlow(ZooModel, tfflows.Flow):
     """A `tfflows.Flow` over images in ``[0, 1]`` that also tracks bits/dim.
+
+    With ``dequantization="variational"`` a `tfflows.VariationalDequantizer` ``q(u | x)``,
+    trained with the flow, replaces the data's uniform noise: the model recovers each image's
+    levels ``x = floor(K y)`` from its (uniformly dequantized or centred) input ``y``, draws
+    ``u ~ q(u | x)``, and `fit` maximizes, `evaluate` and `bits_per_dim` report, the bound
+    ``log p((x + u) / K) - log q(u | x)`` (one draw per image). ``log_prob`` stays the flow's
+    density of the input it is given (so do the exported signatures).
 
     Args:
       bijectors: the flow's bijectors, data side first.
       image_shape: ``(H, W, C)`` of the images.
       num_levels: number of discrete levels per value of the original data (256 for 8-bit).
       base_distribution: ``"normal"`` or ``"logistic"``.
+      dequantization: ``"uniform"`` or ``"variational"``.
     """
 
-    def __init__(self, bijectors, image_shape, num_levels, base_distribution="normal", **kwargs):
+    def __init__(
+        self,
+        bijectors,
+        image_shape,
+        num_levels,
+        base_distribution="normal",
+        dequantization="uniform",
+        **kwargs,
+    ):
         kwargs.setdefault("validate_args", True)
         super().__init__(bijectors, image_shape, base_distribution=base_distribution, **kwargs)
         if int(num_levels) < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}.")
+        if dequantization not in DEQUANTIZATIONS:
+            raise ValueError(
+                f"dequantization must be one of {DEQUANTIZATIONS}, got {dequantization!r}."
+            )
         self.num_levels = int(num_levels)
         self.num_dims = math.prod(self.image_shape)
+        self.dequantization = dequantization
+        if dequantization == "variational":
+            self.dequantizer = tfflows.VariationalDequantizer(
+                self.image_shape, self.num_levels, dtype=kwargs.get("dtype")
+            )
         self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
 
     @classmethod
@@ -63,7 +91,19 @@ class ImageFlow(ZooModel, tfflows.Flow):
 
     def bits_per_dim(self, x):
         """Bits/dim of each image's discrete original, from its dequantized value ``x``."""
-        return tfflows.bits_per_dim(self.log_prob(x), self.num_dims, self.num_levels)
+        return tfflows.bits_per_dim(self.log_likelihood(x), self.num_dims, self.num_levels)
+
+    def log_likelihood(self, x, training=False):
+        """``log_prob``, or with variational dequantization the bound
+        ``log p((x + u) / K) - log q(u | x)``, ``u ~ q(u | x)``, ``x = floor(K y)``."""
+        if self.dequantization == "uniform":
+            return super().log_likelihood(x, training)
+        y = self._validate(x)
+        if y.shape.rank and y.shape[0] == 0:
+            return tf.zeros([0], tf.float32)
+        levels = tf.clip_by_value(tf.floor(y * self.num_levels), 0.0, self.num_levels - 1.0)
+        noise, log_q = self.dequantizer(levels)
+        return self.log_prob((levels + noise) / self.num_levels, training) - log_q
 
     def update_metrics(self, log_prob, sample_weight=None):
         super().update_metrics(log_prob, sample_weight)
@@ -137,6 +177,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
             "image_shape": list(self.image_shape),
             "num_levels": self.num_levels,
             "validate_args": self.validate_args,
+            "dequantization": self.dequantization,
         }
 
 
@@ -160,11 +201,19 @@ class NICE(ImageFlow):
       num_couplings: number of additive coupling layers.
       hidden_units: widths of each coupling's MLP.
       prior: ``"logistic"`` (the paper) or ``"normal"``.
+      data_init: start the scaling at the data's scale (`tfflows.bijectors.Scaling`'s
+        ``data_init``: the first training batch sets it so that the latents have unit
+        variance); False is the paper's identity start, with which NICE spends its first epochs
+        learning the scale. Configs saved without this option load with False.
     """
 
     @classmethod
     def prefers_bfloat16(cls, options):
         return True  # 1.40x (bench/train_step.py)
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config({"data_init": False, **config})
 
     def __init__(
         self,
@@ -173,9 +222,11 @@ class NICE(ImageFlow):
         num_couplings=4,
         hidden_units=(1000,) * 5,
         prior="logistic",
+        data_init=True,
         **kwargs,
     ):
         dims = math.prod(image_shape)
+        self.data_init = bool(data_init)
         self.num_couplings = whole_number("num_couplings", num_couplings)
         self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
         layers = [_flatten(image_shape)]
@@ -184,7 +235,7 @@ class NICE(ImageFlow):
             units = mask.transformed_shape[-1]
             net = nets.MLP(self.hidden_units, units, dtype=kwargs.get("dtype"))
             layers.append(bijectors.AdditiveCoupling(mask, net))
-        layers.append(bijectors.Scaling([dims]))
+        layers.append(bijectors.Scaling([dims], data_init=self.data_init))
         super().__init__(layers, image_shape, num_levels, base_distribution=prior, **kwargs)
 
     def get_config(self):
@@ -193,6 +244,7 @@ class NICE(ImageFlow):
             "num_couplings": self.num_couplings,
             "hidden_units": self.hidden_units,
             "prior": self.base_distribution,
+            "data_init": self.data_init,
         }
 
 
@@ -328,6 +380,123 @@ class RealNVP(ImageFlow):
         }
 
 
+MIXINGS = ("conv1x1", "alternate")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Glow(ImageFlow):
+    """Glow (Kingma and Dhariwal, 2018) for images: multi-scale, each step ActNorm, invertible
+    1x1 convolution, affine coupling.
+
+    Data go through ``Logit(alpha)`` first. Each of the ``num_scales`` scales squeezes (2x2
+    space-to-depth), runs ``steps_per_scale`` steps on the squeezed ``[H/2, W/2, 4C]``, then
+    (but the last) factors half of the channels out to the latent; the next scale works on the
+    rest. A step is
+
+    ```none
+    ActNorm (per-channel affine, initialized from the first batch so that its outputs have
+      mean 0 and variance 1)
+    -> InvertibleConv1x1 (a learned channel mixing; LU-decomposed by default)
+    -> AffineCoupling on a channel split, ResNet conditioner (``filters`` wide,
+      ``num_blocks`` residual blocks, zero-initialized output)
+    ```
+
+    Needs ``H`` and ``W`` divisible by ``2 ** num_scales``. For ablations: ``actnorm=False``
+    drops the ActNorms; ``mixing="alternate"`` replaces the 1x1 convolutions by RealNVP's
+    alternating channel masks (no learned mixing).
+
+    Args:
+      image_shape: ``(H, W, C)``.
+      num_levels: levels of the discrete data.
+      num_scales: squeeze-steps-split levels (2 for 28x28: 28 -> 14 -> 7).
+      steps_per_scale: flow steps per scale (``K``).
+      filters, num_blocks: each coupling's ResNet.
+      lu_decomposed: parametrize the 1x1 convolutions by their LU decomposition.
+      actnorm: put an ActNorm at the start of each step.
+      mixing: ``"conv1x1"`` or ``"alternate"``.
+      alpha: the logit's margin.
+    """
+
+    @classmethod
+    def prefers_bfloat16(cls, options):
+        return True  # convolutional conditioners, as the multi-scale RealNVP's
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=256,
+        num_scales=2,
+        steps_per_scale=4,
+        filters=32,
+        num_blocks=1,
+        lu_decomposed=True,
+        actnorm=True,
+        mixing="conv1x1",
+        alpha=0.05,
+        **kwargs,
+    ):
+        if mixing not in MIXINGS:
+            raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}.")
+        self.num_scales = whole_number("num_scales", num_scales)
+        self.steps_per_scale = whole_number("steps_per_scale", steps_per_scale)
+        self.filters = whole_number("filters", filters)
+        self.num_blocks = whole_number("num_blocks", num_blocks, minimum=0)
+        self.lu_decomposed = bool(lu_decomposed)
+        self.actnorm = bool(actnorm)
+        self.mixing = mixing
+        if not isinstance(alpha, int | float) or not 0 <= alpha < 0.5:
+            raise ValueError(f"alpha must be a number in [0, 0.5), got {alpha!r}.")
+        self.alpha = float(alpha)
+        self._net_dtype = kwargs.get("dtype")
+        image_shape = tuple(int(n) for n in image_shape)
+        factor = 2**self.num_scales
+        h, w, _ = image_shape
+        if h % factor or w % factor:
+            raise ValueError(
+                f"A {self.num_scales}-scale Glow needs height and width divisible by {factor}; "
+                f"got an image of {h}x{w}. Resize the data or use fewer scales."
+            )
+        layers = [bijectors.Logit(self.alpha, validate_args=kwargs.get("validate_args", True))]
+        layers += self._scale(image_shape, 0)
+        super().__init__(layers, image_shape, num_levels, **kwargs)
+
+    def _step(self, shape, index):
+        layers = [bijectors.ActNorm(shape)] if self.actnorm else []
+        parity = 0
+        if self.mixing == "conv1x1":
+            layers.append(bijectors.InvertibleConv1x1(shape, lu_decomposed=self.lu_decomposed))
+        else:
+            parity = index % 2
+        mask = masks.channel(shape, parity=parity)
+        channels = 2 * mask.transformed_shape[-1]
+        net = nets.ResNet(self.filters, self.num_blocks, channels, dtype=self._net_dtype)
+        layers.append(bijectors.AffineCoupling(mask, net))
+        return layers
+
+    def _scale(self, shape, level):
+        """Scale ``level`` on events ``shape``: squeeze, steps, split; maps ``shape`` to itself."""
+        h, w, c = shape
+        squeezed = (h // 2, w // 2, 4 * c)
+        steps = [b for i in range(self.steps_per_scale) for b in self._step(squeezed, i)]
+        if level < self.num_scales - 1:
+            kept = (h // 2, w // 2, 2 * c)
+            steps.append(bijectors.FactorOut(self._scale(kept, level + 1), squeezed))
+        return [bijectors.Squeeze(), *steps, bijectors.Unsqueeze()]
+
+    def get_config(self):
+        return {
+            **self._image_config(),
+            "num_scales": self.num_scales,
+            "steps_per_scale": self.steps_per_scale,
+            "filters": self.filters,
+            "num_blocks": self.num_blocks,
+            "lu_decomposed": self.lu_decomposed,
+            "actnorm": self.actnorm,
+            "mixing": self.mixing,
+            "alpha": self.alpha,
+        }
+
+
 registry.register(
     "nice",
     NICE,
@@ -340,6 +509,12 @@ registry.register(
     task="density",
     description="multi-scale RealNVP: checkerboard / channel affine couplings, ResNets, squeeze",
     architecture="multiscale",
+)
+registry.register(
+    "glow",
+    Glow,
+    task="density",
+    description="Glow: multi-scale steps of actnorm, invertible 1x1 convolution, affine coupling",
 )
 registry.register(
     "realnvp_flat",

@@ -32,7 +32,6 @@ from zoo import callbacks, plots, registry
 from zoo.base import DataSpec, ZooModel, standard_normal, training_noise, whole_number
 from zoo.feature_classifier import FeatureClassifier
 from zoo.gan_metrics import FrechetDistance, ModeCoverage
-from zoo.optimizers import FusedAdam
 
 LOSSES = ("non_saturating", "minimax")
 
@@ -155,9 +154,12 @@ class GAN(ZooModel, keras.Model):
         """Adam(2e-4, beta_1 = 0.5) for both players, as in the DCGAN paper."""
         lr = learning_rate or 2e-4
         return {
-            "d_optimizer": FusedAdam(lr, beta_1=0.5),
-            "g_optimizer": FusedAdam(lr, beta_1=0.5),
+            "d_optimizer": self.adam(lr, beta_1=0.5),
+            "g_optimizer": self.adam(lr, beta_1=0.5),
         }
+
+    def optimizers_in_use(self):
+        return [self.d_optimizer, self.g_optimizer]
 
     # The game.
 

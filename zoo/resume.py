@@ -88,7 +88,13 @@ def fingerprint(config):
         "options",
     )
     fields = dataclasses.asdict(config)
-    return json.loads(json.dumps({k: fields[k] for k in keep}, default=str))
+    kept = {k: fields[k] for k in keep}
+    # The training aids, where set (so that states saved before they existed still match).
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for k in ("lr_schedule", "warmup_steps", "clip_norm", "ema"):
+        if fields[k] != defaults[k]:
+            kept[k] = fields[k]
+    return json.loads(json.dumps(kept, default=str))
 
 
 def load(folder, config):

@@ -16,12 +16,19 @@ import tempfile
 
 from zoo import precision
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 @dataclasses.dataclass
 class RunConfig:
     """Everything a training run depends on; `zoo train`'s options, one for one.
 
-    ``learning_rate`` None uses the model's default; ``options`` go to the model's constructor;
+    ``learning_rate`` None uses the model's default; ``lr_schedule`` (``"constant"`` or
+    ``"cosine"``, to 0 over each phase's steps or time budget) follows ``warmup_steps`` of linear
+    warm-up (`zoo.callbacks.LearningRateSchedule`); ``clip_norm`` clips each step's gradients to
+    that global norm; ``ema`` (a momentum in (0, 1), e.g. 0.999) keeps Keras' exponential moving
+    average of the weights, which validation, the saved model and the export use (one-optimizer
+    models). ``options`` go to the model's constructor;
     ``classes`` keeps those labels and ``labels_per_class`` draws that many training images of
     each (`zoo.data.load`); ``steps_per_epoch`` repeats the training data to that many batches
     an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget`` stops training
@@ -45,6 +52,10 @@ class RunConfig:
     steps_per_epoch: int | None = None
     epochs: int = 30
     learning_rate: float | None = None
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    clip_norm: float | None = None
+    ema: float | None = None
     mixed_precision: str = "auto"
     strategy: str = "none"
     time_budget: float | None = None
@@ -79,6 +90,19 @@ class RunConfig:
         for name, value in positives.items():
             if value is not None or name == "temperature":
                 positive_number(name, value)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
+            )
+        whole_number("warmup_steps", self.warmup_steps, 0)
+        if self.clip_norm is not None:
+            positive_number("clip_norm", self.clip_norm)
+        if self.ema is not None and (
+            isinstance(self.ema, bool)
+            or not isinstance(self.ema, int | float)
+            or not 0 < self.ema < 1
+        ):
+            raise ValueError(f"ema must be a momentum in (0, 1), e.g. 0.999; got {self.ema!r}.")
         from zoo.distribute import STRATEGIES
 
         if self.strategy not in STRATEGIES:
@@ -89,6 +113,15 @@ class RunConfig:
                 "stop after the same step."
             )
         precision.check(self.mixed_precision)
+
+    def optimizer_options(self):
+        """Keras optimizer arguments for ``clip_norm`` and ``ema`` (`ZooModel.adam`)."""
+        options = {}
+        if self.clip_norm is not None:
+            options["global_clipnorm"] = float(self.clip_norm)
+        if self.ema is not None:
+            options.update(use_ema=True, ema_momentum=float(self.ema))
+        return options
 
     def output_folder(self):
         name = os.path.basename(os.path.normpath(str(self.dataset)))
@@ -183,7 +216,13 @@ def _run(config):
         train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
     with strategy.scope():
         model = registry.create_model(config.model, info, name=config.model, **config.options)
+        model.optimizer_options = config.optimizer_options()
         model.compile(**model.compile_defaults(config.learning_rate))
+    if config.ema is not None and len(model.optimizers_in_use()) != 1:
+        raise ValueError(
+            f"ema: {config.model} trains with {len(model.optimizers_in_use())} optimizers; "
+            "Keras swaps in the weight average of a model's one optimizer only."
+        )
     # Each replica normalizes its own share of a batch.
     min_batch = model.min_batch_size * strategy.num_replicas_in_sync
     if config.batch_size < min_batch:
@@ -236,6 +275,10 @@ def _run(config):
                 phase.begin()
         if i < state.phase:
             continue  # finished before an interruption; its begin() replayed above
+        # Before a restore: the schedule starts from the phase's own learning rate.
+        schedule = callbacks.LearningRateSchedule(
+            model.optimizers_in_use(), config.lr_schedule, config.warmup_steps
+        )
         if resuming:
             checkpoint_file = os.path.join(folder, state.checkpoint)
             resume.restore(
@@ -250,6 +293,12 @@ def _run(config):
         spent = state.phase_seconds
         share = budget * phase.epochs / total_epochs
         budgets.append(callbacks.TimeBudget(share - spent))
+        schedule.total_steps = phase.epochs * steps_per_epoch if steps_per_epoch else None
+        schedule.timer, schedule.spent, schedule.budget = budgets[-1], spent, share
+        # The schedule logs its rate before the CSV logger writes; the weight average is
+        # swapped in for validation after the checkpoint, which keeps the raw weights.
+        scheduled = [schedule] if config.lr_schedule != "constant" or config.warmup_steps else []
+        averaged = [keras.callbacks.SwapEMAWeights()] if config.ema is not None else []
         if spent >= share:  # its budget ran out before the interruption: the phase is over
             phase = dataclasses.replace(phase, epochs=state.phase_epoch)
 
@@ -272,7 +321,15 @@ def _run(config):
             steps_per_epoch=steps_per_epoch,
             shuffle=False,
             verbose=1 if sys.stdout.isatty() or config.verbose else 2,
-            callbacks=[checkpoint, history, budgets[-1], guard, *model.fit_callbacks(out)],
+            callbacks=[
+                *scheduled,
+                checkpoint,
+                history,
+                budgets[-1],
+                guard,
+                *averaged,
+                *model.fit_callbacks(out),
+            ],
         )
         if guard.failure:
             raise callbacks.TrainingDiverged(f"{guard.failure}. Nothing was exported.")

@@ -23,7 +23,6 @@ import tensorflow as tf
 from tfflows.gradient_step import minimize, record_step, skipped_steps_metric
 from zoo import backbones, base, plots, registry
 from zoo.base import DataSpec, Phase, ZooModel
-from zoo.optimizers import FusedAdam
 
 POOLINGS = ("avg", "max", "flatten")
 # TFSMLayer trains copies of a SavedModel's variables that its function never reads.
@@ -318,7 +317,7 @@ class TransferClassifier(ZooModel, keras.Model):
         else:
             default = 1e-2
         return {
-            "optimizer": FusedAdam(learning_rate or default),
+            "optimizer": self.adam(learning_rate or default),
             "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         }

@@ -52,6 +52,10 @@ def _every_bijector():
         "squeeze": (bijectors.Squeeze(), image),
         "unsqueeze": (bijectors.Unsqueeze(), (2, 2, 8)),
         "factor_out": (bijectors.FactorOut(kept, image), image),
+        "act_norm": (bijectors.ActNorm(image), image),
+        "conv1x1": (bijectors.InvertibleConv1x1(image, seed=1), image),
+        "conv1x1_lu": (bijectors.InvertibleConv1x1([5], lu_decomposed=True, seed=2), (5,)),
+        "scaling_data_init": (bijectors.Scaling(image, data_init=True), image),
     }
     for name, (bijector, shape) in cases.items():
         randomize(bijector.keras_layers, seed=len(name))

@@ -32,3 +32,50 @@ def test_dequantize_refuses_values_outside_the_levels():
         tfflows.uniform_dequantize(tf.constant([3, 17]), 17)
     with pytest.raises(tf.errors.InvalidArgumentError, match="integer levels"):
         tfflows.uniform_dequantize(tf.constant([0.5]), 17)
+
+
+def _dequantizer(shape=(2, 2, 1), levels=4, randomized=True, seed=0):
+    from tests.checks import randomize
+
+    q = tfflows.VariationalDequantizer(shape, levels, filters=8, seed=seed)
+    if randomized:  # off uniform, not so far that 1 / q is too heavy-tailed to average
+        randomize([q], seed=seed, scale=0.1)
+    return q
+
+
+def test_variational_noise_starts_exactly_uniform():
+    q = _dequantizer(randomized=False)
+    levels = tf.constant(np.random.default_rng(0).integers(0, 4, (4000, 2, 2, 1)), tf.float32)
+    u, log_q = q(levels)
+    np.testing.assert_allclose(log_q, 0.0, atol=1e-5)
+    u = u.numpy()
+    assert np.all((u >= 0) & (u < 1))
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.003
+
+
+def test_variational_density_normalizes_and_depends_on_the_image():
+    """``E_{u ~ q}[1 / q(u | x)] = volume of [0, 1)^D = 1`` holds for a normalized q only: a
+    wrong log-det makes it drift."""
+    q = _dequantizer()
+    for level in (0.0, 3.0):
+        _, log_q = q(tf.fill((40000, 2, 2, 1), level))
+        assert np.std(log_q) > 0.1  # off uniform
+        mean = np.mean(np.exp(-log_q.numpy().astype(np.float64)))
+        np.testing.assert_allclose(mean, 1.0, atol=3e-3)  # 6 standard errors
+    # The same noise draws (a twin with the same weights and seed) for two images.
+    first, second = _dequantizer(), _dequantizer()
+    u0, _ = first(tf.zeros((100, 2, 2, 1)))
+    u3, _ = second(tf.fill((100, 2, 2, 1), 3.0))
+    assert np.max(np.abs(u0 - u3)) > 1e-3
+
+
+def test_variational_dequantizer_config_round_trip():
+    from tests.checks import assert_config_round_trip
+
+    q = _dequantizer()
+    clone = assert_config_round_trip(q, lambda layer: len(layer.weights))
+    clone.set_weights(q.get_weights())
+    levels = tf.fill((3, 2, 2, 1), 2.0)
+    for (a, la), (b, lb) in [(q(levels), clone(levels))]:
+        np.testing.assert_allclose(la, lb, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

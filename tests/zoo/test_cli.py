@@ -68,11 +68,11 @@ def test_bad_arguments_are_explained(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="No model file"):
         cli.run(["sample", str(tmp_path / "missing.keras")])
     with pytest.raises(SystemExit):
-        cli.run(["train", "glow"])
-    assert "invalid choice: 'glow'" in capsys.readouterr().err
+        cli.run(["train", "waveglow"])
+    assert "invalid choice: 'waveglow'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="key=value"):
-        cli._parse_set(["filters"])
-    assert cli._parse_set(["filters=8", "hidden_units=(4, 4)", "prior=normal"]) == {
+        cli.parse_set(["filters"])
+    assert cli.parse_set(["filters=8", "hidden_units=(4, 4)", "prior=normal"]) == {
         "filters": 8,
         "hidden_units": (4, 4),
         "prior": "normal",

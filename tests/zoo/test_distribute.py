@@ -1,6 +1,6 @@
-"""Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: a flow, a
-transfer classifier through both phases, Transflow's statistics, the training noise and a
-loss-scaled step.
+"""Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: flows (Glow's
+data-dependent initialization included), a transfer classifier through both phases,
+Transflow's statistics, the training noise and a loss-scaled step.
 
 Logical devices must be configured before TensorFlow initializes, so this runs in a subprocess.
 Batches divide evenly by the replicas: with Keras 3.15 / TF 2.21, `evaluate` under
@@ -41,6 +41,20 @@ SCRIPT = textwrap.dedent(
     assert after < before - 1.0, (before, after)
     moved = [np.any(w.numpy() != s) for w, s in zip(model.non_trainable_weights, stats)]
     assert all(moved), moved
+
+    # Glow's ActNorms initialize from the first global batch: the same values on every replica.
+    with strategy.scope():
+        glow = flows.Glow(info.image_shape, info.num_levels, num_scales=1, steps_per_scale=2,
+                          filters=4, num_blocks=1)
+        glow.compile(optimizer=keras.optimizers.Adam(2e-3))
+    glow_losses = glow.fit(train, epochs=2, verbose=0, shuffle=False).history["loss"]
+    assert glow_losses[-1] < glow_losses[0], glow_losses
+    initial = [w for w in glow.non_trainable_weights if "/initial" in w.path]
+    assert len(initial) == 6, [w.path for w in glow.non_trainable_weights]
+    for w in initial:
+        first, second = strategy.experimental_local_results(w.value)
+        assert np.array_equal(first.numpy(), second.numpy()), w.path
+        assert np.any(first.numpy() != 0), w.path
 
     def nan_on_one_replica_is_skipped(model, batch):
         x = np.array(batch[0] if isinstance(batch, tuple) else batch)

@@ -18,6 +18,9 @@ SMALL = {
     "realnvp_multiscale": lambda shape, k, **kw: flows.RealNVP(
         shape, k, num_scales=2, filters=8, num_blocks=1, **kw
     ),
+    "glow": lambda shape, k, **kw: flows.Glow(
+        shape, k, num_scales=2, steps_per_scale=2, filters=8, num_blocks=1, **kw
+    ),
 }
 
 
@@ -158,3 +161,84 @@ def test_shared_model_checks(kind, tmp_path):
         },
         atol=1e-3,
     ).run_all(tmp_path)
+
+
+def test_nice_configs_saved_before_data_init_load_with_the_identity_start():
+    nice = SMALL["nice"]((4, 4, 1), 256, data_init=False)
+    older = {k: v for k, v in nice.get_config().items() if k != "data_init"}
+    assert flows.NICE.from_config(older).get_config() == nice.get_config()
+    assert SMALL["nice"]((4, 4, 1), 256).get_config()["data_init"] is True
+
+
+def test_variational_dequantization_starts_at_the_uniform_bound_then_tightens_it(tmp_path):
+    keras.utils.set_random_seed(0)
+    train, info = data.load("digits", "train[:512]", batch_size=64, shuffle=True, seed=0)
+    test, _ = data.load("digits", "test", batch_size=297, dequantize_seed=0)
+
+    def make(dequantization):
+        model = SMALL["realnvp_multiscale"](
+            info.image_shape, info.num_levels, dequantization=dequantization
+        )
+        model.compile(optimizer=keras.optimizers.Adam(2e-3))
+        return model
+
+    uniform, variational = make("uniform"), make("variational")
+    variational.set_weights(
+        [*uniform.get_weights(), *variational.get_weights()[len(uniform.get_weights()) :]]
+    )
+    # q starts as U[0, 1): the same bound, up to the noise draws (297 x 64 of them).
+    figures = [m.evaluate(test, verbose=0, return_dict=True) for m in (uniform, variational)]
+    assert abs(figures[0]["bits_per_dim"] - figures[1]["bits_per_dim"]) < 0.01, figures
+    # Trained jointly, q moves off uniform (log q > 0 on average, where the data are) and the
+    # bound falls.
+    variational.fit(train, epochs=3, verbose=0)
+    after = variational.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
+    assert after < figures[1]["bits_per_dim"] - 0.3, (figures, after)
+    x = next(iter(test))
+    levels = tf.floor(x * info.num_levels)
+    assert float(tf.reduce_mean(variational.dequantizer(levels)[1])) > 1.0
+    # The .keras file keeps q: from the same point of the noise stream, the same bound.
+    path = str(tmp_path / "variational.keras")
+    variational.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config()["dequantization"] == "variational"
+    loaded.dequantizer.noise.state.assign(variational.dequantizer.noise.state)
+    np.testing.assert_allclose(
+        loaded.log_likelihood(x), variational.log_likelihood(fresh(x)), rtol=1e-5, atol=1e-3
+    )
+    with pytest.raises(ValueError, match="dequantization must be one of"):
+        SMALL["nice"]((4, 4, 1), 256, dequantization="gaussian")
+
+
+def test_glow_structure_and_its_ablations():
+    def kinds(model):
+        out, bijectors = [], model.bijectors
+        while bijectors:
+            out.append([type(b).__name__ for b in bijectors])
+            inner = [b for b in bijectors if isinstance(b, tfflows.bijectors.FactorOut)]
+            bijectors = inner[0].bijectors if inner else []
+        return out
+
+    glow = flows.Glow((8, 8, 1), 17, num_scales=2, steps_per_scale=2, filters=4)
+    step = ["ActNorm", "InvertibleConv1x1", "AffineCoupling"]
+    assert kinds(glow) == [
+        ["Logit", "Squeeze", *step, *step, "FactorOut", "Unsqueeze"],
+        ["Squeeze", *step, *step, "Unsqueeze"],
+    ]
+    convs = [b for b in glow.bijectors if isinstance(b, tfflows.bijectors.InvertibleConv1x1)]
+    assert all(c.lu_decomposed for c in convs) and glow.latent_shape == (8, 8, 1)
+    plain = flows.Glow((8, 8, 1), 17, steps_per_scale=2, actnorm=False, mixing="alternate")
+    couplings = [b for b in plain.bijectors if isinstance(b, tfflows.bijectors.AffineCoupling)]
+    assert kinds(plain)[0] == [
+        "Logit",
+        "Squeeze",
+        "AffineCoupling",
+        "AffineCoupling",
+        "FactorOut",
+        "Unsqueeze",
+    ]
+    assert [c.mask.parity for c in couplings] == [0, 1]
+    with pytest.raises(ValueError, match="divisible by 8; got an image of 12x12"):
+        flows.Glow((12, 12, 1), 256, num_scales=3)
+    with pytest.raises(ValueError, match="mixing must be one of"):
+        flows.Glow((8, 8, 1), 17, mixing="shuffle")

@@ -92,6 +92,16 @@ def deserialize_config(config):
     return config
 
 
+def per_channel(event_shape, kind):
+    """``(event_shape, units, positions)`` of a bijector with a parameter per channel:
+    ``units`` is ``[C]`` for image events ``[H, W, C]`` and ``[D]`` for vectors, ``positions``
+    the values sharing each parameter (``H * W``, or 1). Raises ValueError for other ranks."""
+    event_shape = tuple(int(n) for n in event_shape)
+    if len(event_shape) not in (1, 3):
+        raise ValueError(f"{kind} needs an event shape [D] or [H, W, C], got {list(event_shape)}.")
+    return event_shape, list(event_shape[-1:]), int(np.prod(event_shape[:-1], dtype=np.int64))
+
+
 def build_layer(layer, input_shape):
     """Calls ``layer`` once on zeros of ``[1, *input_shape]`` so that its weights exist now.
 
@@ -185,8 +195,10 @@ class FlowBijector(tfp.bijectors.Bijector):
 
     @property
     def keras_layers(self):
-        """The Keras layers that hold this bijector's weights (see `tfflows.Flow`)."""
-        return []
+        """The Keras layers that hold this bijector's weights (see `tfflows.Flow`): its own
+        `BijectorWeights` (``self._state``), if it has one."""
+        state = vars(self).get("_state")
+        return [state] if state is not None else []
 
     @property
     def event_shape(self):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfflows.bijectors._base import BijectorWeights, FlowBijector
+from tfflows.bijectors._base import BijectorWeights, FlowBijector, per_channel
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -61,11 +61,7 @@ class BatchNorm(FlowBijector):
         validate_args=False,
         name=None,
     ):
-        self._event_shape = tuple(int(n) for n in event_shape)
-        if len(self._event_shape) not in (1, 3):
-            raise ValueError(
-                f"BatchNorm needs an event shape [D] or [H, W, C], got {list(event_shape)}."
-            )
+        self._event_shape, param_shape, self._positions = per_channel(event_shape, "BatchNorm")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1), got {momentum}.")
         if epsilon <= 0.0:
@@ -73,9 +69,6 @@ class BatchNorm(FlowBijector):
         self._momentum = float(momentum)
         self._epsilon = float(epsilon)
         self._training = bool(training)
-        param_shape = list(
-            self._event_shape[-1:] if len(self._event_shape) == 3 else self._event_shape
-        )
         self._state = BijectorWeights(
             {
                 "log_gamma": {"shape": param_shape, "initializer": "zeros"},
@@ -88,19 +81,11 @@ class BatchNorm(FlowBijector):
                 },
             }
         )
-        # Positions that share one channel's statistics (H * W for images, 1 for vectors).
-        self._positions = 1
-        for n in self._event_shape[:-1]:
-            self._positions *= n
         super().__init__(
             forward_min_event_ndims=len(self._event_shape),
             validate_args=validate_args,
             name=name,
         )
-
-    @property
-    def keras_layers(self):
-        return [self._state]
 
     @property
     def training(self):
