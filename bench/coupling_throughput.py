@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from _memory import peak_rss_mib
 
 from tfflows import bijectors, masks, nets
 from zoo import flows
@@ -143,6 +144,7 @@ def main(argv=None):
         print(f"\n{title}")
         for name, rate in rates.items():
             print(f"  {name:38s} {rate:10.0f} examples/s   ratio {rate / base:.2f}")
+    print(f"\npeak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import tensorflow as tf
+from _memory import peak_rss_mib, reset_peak
 
 from zoo import data, gan_metrics, training
 
@@ -60,7 +61,7 @@ def throughput(model, args, out, options, batch_size=64):
     """Steady train-step images/s under each precision, from short runs."""
     figures = {}
     for mode in args.precisions:
-        run = train(model, args, out, options, args.speed_minutes, mode, batch_size)
+        run = train(model, args, f"{out}-{mode}", options, args.speed_minutes, mode, batch_size)
         figures[mode] = run["train_examples_per_second"]
     return figures
 
@@ -273,10 +274,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    results = {}
+    results, peaks = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         for family in args.families:
+            reset_peak()
             results[family] = FAMILIES[family](args, scratch)
+            peaks[family] = peak_rss_mib()
+    print("\npeak RSS MiB: " + ", ".join(f"{f} {m:.0f}" for f, m in peaks.items()))
     print(
         "\ncommand: python bench/mnist_generative.py "
         + " ".join(sys.argv[1:] if argv is None else argv)

@@ -25,6 +25,7 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
+from _memory import peak_rss_mib
 
 from zoo import data, precision, training
 
@@ -129,6 +130,7 @@ def main(argv=None):
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"command": command, "source": source["held_out"], "accuracy": table}, f)
     print(f"wrote transfer_accuracy.png and results.json in {out}")
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import tensorflow as tf
+from _memory import peak_rss_mib
 
 from zoo import data, plots
 from zoo.transflow import Transflow
@@ -113,6 +114,7 @@ def main(argv=None):
     title = f"5 held-out {args.digit}s; samples (T 0.7), strength {a:g}; strength {b:g}"
     plots.sample_grid(tf.concat(rows, 0), path, title, columns=8)
     print(f"wrote {path}")
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 
 import keras
 import tensorflow as tf
+from _memory import peak_rss_mib
 
 
 def main():
@@ -75,6 +76,7 @@ def main():
         f"command: python bench/step_guard.py --steps {args.steps} --rounds {args.rounds} "
         f"--policy {args.policy}"
     )
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

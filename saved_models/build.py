@@ -1,4 +1,4 @@
-"""Rebuilds the SavedModels shipped in saved_models/ and their model cards.
+"""Rebuilds the presets shipped in saved_models/: Keras models, SavedModels and model cards.
 
     python saved_models/build.py [NAME ...]
     python saved_models/build.py --cards [NAME ...]    # only MODEL_CARD.md from card.json
@@ -7,9 +7,11 @@
 Each entry trains with the `zoo` command (on the embedded digits; `realnvp_mnist` on the real
 MNIST images in ../shared/data/mnist, which a fresh clone does not have), then copies the exported
 SavedModel to saved_models/NAME/1/ (the layout `tensorflow_model_server
---model_base_path=saved_models/NAME` serves) and writes saved_models/NAME/card.json and
-MODEL_CARD.md from the run's metrics.json. tests/zoo/test_saved_models.py reloads each and checks
-its card's held-out bits/dim.
+--model_base_path=saved_models/NAME` serves) and the run's model.keras to saved_models/NAME/
+(what `zoo.from_preset(NAME)` loads), and writes saved_models/NAME/card.json and MODEL_CARD.md from
+the run's metrics.json. tests/zoo/test_saved_models.py reloads each, as a SavedModel and as a
+preset, and checks its card's held-out bits/dim. Every preset trains in float32, the policy that
+runs anywhere.
 """
 
 import json
@@ -21,9 +23,10 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+FLOAT32 = ["--mixed-precision", "off", "--no-tensorboard"]
 SHIPPED = {
-    "realnvp_digits": ["train", "realnvp", "--epochs", "30"],
-    "realnvp_flat_digits": ["train", "realnvp_flat", "--epochs", "30"],
+    "realnvp_digits": ["train", "realnvp", "--epochs", "30", *FLOAT32],
+    "realnvp_flat_digits": ["train", "realnvp_flat", "--epochs", "30", *FLOAT32],
     # NICE's scaling starts at the identity and Adam moves it ~lr per step: it needs more steps.
     "nice_digits": [
         "train",
@@ -34,6 +37,7 @@ SHIPPED = {
         "3e-3",
         "--set",
         "hidden_units=(256, 256, 256)",
+        *FLOAT32,
     ],
     # A real 28x28 flow for Transflow learning: the first 9,000 MNIST test images, 10 minutes.
     "realnvp_mnist": [
@@ -51,6 +55,7 @@ SHIPPED = {
         "100",
         "--time-budget",
         "600",
+        *FLOAT32,
     ],
 }
 
@@ -75,7 +80,8 @@ DATA = {
 
 CARD = """# {name}
 
-{model} trained on {data}, as a TF Serving SavedModel (`1/`).
+{model} trained on {data}: a Keras model (`model.keras`; `zoo.from_preset("{name}")`) and a TF
+Serving SavedModel (`1/`).
 
 | | |
 |---|---|
@@ -105,6 +111,7 @@ def build(name, argv):
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target)
         shutil.copytree(metrics["export"], os.path.join(target, "1"))
+        preset_file(os.path.join(out, "model.keras"), os.path.join(target, "model.keras"))
         config = metrics["config"]
         card = {
             "name": name,
@@ -131,6 +138,16 @@ def build(name, argv):
         json.dump(card, f, indent=2)
     write_card(target, card)
     print(f"{name}: held-out {card['held_out_bits_per_dim']} bits/dim -> {target}")
+
+
+def preset_file(trained, path):
+    """The run's model, without its optimizer state (a third of the file; `zoo.from_preset`
+    compiles the model's own recipe afresh), as ``path``."""
+    import keras
+
+    import zoo  # noqa: F401  (registers the zoo's classes)
+
+    keras.saving.load_model(trained, compile=False).save(path)
 
 
 def write_card(target, card):

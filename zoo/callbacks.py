@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -140,9 +141,12 @@ class SkippedStepsGuard(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once ``seconds`` of training time have passed (checked every batch).
 
-    Validation time is not training time: it counts towards neither the budget nor the speed.
-    Also measures steady-state speed: ``steady_batches`` batches in ``steady_seconds``, counted
-    from the end of the first batch, so that tracing the train step is left out.
+    Training time is the time of the epochs' training batches: from the start of each epoch
+    to its validation, or to this callback's ``on_epoch_end`` (put it first among the callbacks,
+    so that checkpoints, pictures and logs written at the end of an epoch fall outside). It
+    bounds the budget and the speed. Also measures steady-state speed: ``steady_batches``
+    batches in ``steady_seconds``, counted from the end of the first batch, so that tracing the
+    train step is left out.
     """
 
     def __init__(self, seconds=float("inf")):
@@ -155,6 +159,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
+        self._paused = None
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
@@ -169,13 +174,22 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_test_begin(self, logs=None):
-        self._test_start = time.perf_counter()
+        self._pause()
 
-    def on_test_end(self, logs=None):
-        spent = time.perf_counter() - self._test_start
-        self.start += spent
-        if hasattr(self, "first_batch_end"):
-            self.first_batch_end += spent
+    def on_epoch_end(self, epoch, logs=None):
+        self._pause()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._paused is not None:
+            paused = time.perf_counter() - self._paused
+            self.start += paused
+            if hasattr(self, "first_batch_end"):
+                self.first_batch_end += paused
+            self._paused = None
+
+    def _pause(self):
+        if self._paused is None:
+            self._paused = time.perf_counter()
 
 
 class LearningRateSchedule(keras.callbacks.Callback):
@@ -256,3 +270,41 @@ class EpochSamples(keras.callbacks.Callback):
         images = self.model.sample(self.num_samples, temperature=self.temperature, seed=self.seed)
         path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
         plots.sample_grid(images, path, title=f"epoch {epoch + 1}")
+
+
+class PicturesToTensorBoard(keras.callbacks.Callback):
+    """After every epoch, the model's own pictures (`zoo.base.ZooModel.write_artifacts`: sample
+    grids, reconstructions, confusion matrices, whatever the model draws at the end of a run)
+    as TensorBoard image summaries in ``log_dir``, one series per picture named after its file,
+    stepped by epoch like the scalars of `keras.callbacks.TensorBoard`. The pictures are drawn
+    on ``data`` (the held-out set) with a fixed ``seed``, so one series shows the same latents
+    evolving."""
+
+    def __init__(self, log_dir, data, seed=0, temperature=1.0):
+        super().__init__()
+        self.log_dir, self.data = log_dir, data
+        self.seed, self.temperature = seed, temperature
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        with tempfile.TemporaryDirectory() as scratch:
+            names = self.model.write_artifacts(
+                scratch, self.data, seed=self.seed, temperature=self.temperature
+            )
+            with self.writer.as_default(step=epoch):
+                for name in names:
+                    if name.endswith(".png"):
+                        image = tf.io.decode_png(tf.io.read_file(os.path.join(scratch, name)))
+                        tf.summary.image(name.removesuffix(".png"), image[None])
+            self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()

@@ -57,16 +57,21 @@ def _load_model(path):
     import keras
 
     import zoo  # noqa: F401  (registers the zoo's classes for deserialization)
+    from zoo import presets
 
+    path = presets.model_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at {path!r} (a .keras file from `zoo train`).")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras file: not a zip archive (truncated or corrupt?).")
     try:
-        return keras.saving.load_model(path)
+        model = keras.saving.load_model(path)
     except Exception as error:  # Keras reports a damaged archive in many ways
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(f"Cannot load {path}: {type(error).__name__}: {reason}") from error
+    if not model.compiled:  # saved without its optimizer, as presets are
+        model.compile(**model.compile_defaults())
+    return model
 
 
 def _run_config(args, **fields):
@@ -74,12 +79,14 @@ def _run_config(args, **fields):
     from zoo import training
 
     return training.RunConfig(
-        dataset=args.dataset,
+        dataset=args.dataset or "digits",
         data_dir=args.data_dir,
         download=args.download,
         image_size=tuple(args.image_size) if args.image_size else None,
         color=args.color,
         num_levels=args.num_levels,
+        x_key=args.x_key,
+        y_key=args.y_key,
         classes=tuple(args.classes) if args.classes else None,
         batch_size=args.batch_size,
         **fields,
@@ -110,6 +117,7 @@ def train(args):
         options=parse_set(args.set),
         out=args.out,
         verbose=args.verbose,
+        tensorboard=args.tensorboard,
         restart=args.restart,
         command="zoo " + " ".join(args.argv),
     )
@@ -117,7 +125,7 @@ def train(args):
 
 
 def transflow_command(args):
-    from zoo import training
+    from zoo import presets, training
 
     config = _run_config(
         args,
@@ -129,7 +137,11 @@ def transflow_command(args):
         mixed_precision="off",  # no gradients: nothing to gain
         temperature=args.temperature,
         seed=args.seed,
-        options={"flow": args.flow, "strength": args.strength, "variance": args.variance},
+        options={
+            "flow": args.flow if os.path.exists(args.flow) else presets.model_file(args.flow),
+            "strength": args.strength,
+            "variance": args.variance,
+        },
         out=args.out,
         verbose=args.verbose,
         restart=args.restart,
@@ -152,9 +164,13 @@ def sample(args):
 
 
 def evaluate(args):
-    from zoo import training
+    from zoo import presets, training
 
     model = _load_model(args.model_path)
+    if args.dataset is None and not os.path.isfile(args.model_path):  # a preset: its own data
+        args.dataset, split = presets.held_out_data(args.model_path)
+        args.split = args.split or split
+    args.split = args.split or "test"
     if args.classes is None and getattr(model, "class_labels", None) is not None:
         args.classes = model.class_labels
     config = _run_config(args, model=model.name)
@@ -177,8 +193,26 @@ def export_command(args):
 
 
 def list_command(args):
-    from zoo import registry
+    from zoo import presets, registry
 
+    if args.presets:
+        rows = []
+        for name, folder in presets.list_presets().items():
+            card = presets.card(folder)
+            figure = card.get("held_out_bits_per_dim")
+            rows.append(
+                (
+                    name,
+                    card["model"],
+                    f"{card['dataset']} {card.get('test_split', '')}".strip(),
+                    f"{figure:.4f} bits/dim" if figure is not None else "",
+                    folder,
+                )
+            )
+        widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)), row[4])
+        return rows
     rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
@@ -189,9 +223,10 @@ def list_command(args):
 def _data_options(parser, batch_size):
     parser.add_argument(
         "--dataset",
-        default="digits",
-        help="'digits' (embedded, no download), a TFDS name, a path to "
-        "mnist.npz or to MNIST idx files (default: digits)",
+        default=None,
+        help="'digits' (embedded, no download), a TFDS name, or a path: an .npz, MNIST idx "
+        "files, a LIBSVM file such as usps.bz2, a folder of images (default: digits; for "
+        "`evaluate PRESET`, the preset's held-out data)",
     )
     parser.add_argument("--data-dir", default=None, help="TFDS data folder")
     parser.add_argument("--download", action="store_true", help="let TFDS download the data")
@@ -203,6 +238,8 @@ def _data_options(parser, batch_size):
         metavar="K",
         help="pixel levels 0..K-1 of a local file (needed unless its pixels are uint8 or bool)",
     )
+    parser.add_argument("--x-key", metavar="NAME", help="the images array of an .npz file")
+    parser.add_argument("--y-key", metavar="NAME", help="the labels array of an .npz file")
     parser.add_argument(
         "--classes",
         type=int,
@@ -293,6 +330,12 @@ def build_parser():
         "--temperature", type=float, default=0.8, help="sampling temperature of the pictures"
     )
     p.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="skip the TensorBoard logs (OUT/logs: scalars and pictures every epoch)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
@@ -308,7 +351,7 @@ def build_parser():
         help="fit Transflow posteriors of a trained flow to a few examples: samples.png, "
         "interpolation.png; with labels, few-shot accuracy and confusion_matrix.png",
     )
-    p.add_argument("flow", help="a flow's .keras file or exported SavedModel folder")
+    p.add_argument("flow", help="a flow's .keras file, exported SavedModel folder or preset name")
     _data_options(p, batch_size=256)
     p.add_argument("--split", default="train", help="the examples, e.g. 'test[:50]'")
     p.add_argument("--test-split", default="test", help="images to classify / score")
@@ -333,10 +376,15 @@ def build_parser():
     p.set_defaults(func=transflow_command)
 
     p = sub.add_parser("list", help="the zoo's models: name, task, class, description")
+    p.add_argument(
+        "--presets",
+        action="store_true",
+        help="the trained models instead (zoo.from_preset): name, model, data, held-out figure",
+    )
     p.set_defaults(func=list_command)
 
     p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid")
-    p.add_argument("model_path", help="a .keras file written by `zoo train`")
+    p.add_argument("model_path", help="a .keras file written by `zoo train`, or a preset name")
     p.add_argument("-n", "--num", type=int, default=64, help="number of samples")
     p.add_argument(
         "--temperature", type=float, default=1.0, help="scales the latent spread (0: the mode)"
@@ -346,13 +394,17 @@ def build_parser():
     p.set_defaults(func=sample)
 
     p = sub.add_parser("evaluate", help="the model's held-out figures on a dataset split")
-    p.add_argument("model_path", help="a .keras file written by `zoo train`")
+    p.add_argument("model_path", help="a .keras file written by `zoo train`, or a preset name")
     _data_options(p, batch_size=256)
-    p.add_argument("--split", default="test", help="e.g. test, 'test[9000:]'")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="e.g. test, 'test[9000:]' (default: test; for a preset, its card's)",
+    )
     p.set_defaults(func=evaluate)
 
     p = sub.add_parser("export", help="export a SavedModel for TF Serving")
-    p.add_argument("model_path", help="a .keras file written by `zoo train`")
+    p.add_argument("model_path", help="a .keras file written by `zoo train`, or a preset name")
     p.add_argument("--base-dir", required=True, help="writes BASE_DIR/NAME/VERSION/")
     p.add_argument("--name", default=None, help="model name (default: the model's)")
     p.add_argument("--version", type=int, default=None, help="default: the next free one")

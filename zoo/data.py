@@ -10,10 +10,9 @@ Sources, chosen by ``name``:
 
 * ``"digits"``: the 8x8 handwritten digits bundled with scikit-learn (1,797 images, 17 levels),
   no download; split deterministically into ``train`` (1,500) and ``test`` (297).
-* a path to a Keras-format ``mnist.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``);
-* a path to MNIST idx files: a folder holding ``train-images-idx3-ubyte[.gz]`` /
-  ``t10k-images-idx3-ubyte[.gz]`` (split ``train`` / ``test``) with their ``-labels-idx1-`` files,
-  or a single images file (any split name selects it);
+* a path to a file or folder here (`zoo.data_files`): an ``.npz`` (Keras' ``mnist.npz`` layout,
+  or arrays named by ``x_key`` / ``y_key``), MNIST idx files, LIBSVM text such as USPS's
+  ``usps.bz2`` / ``usps.t.bz2``, or a folder of PNG / JPEG images (class subfolders or flat);
 * any other name is a TFDS dataset (``mnist``, ``fashion_mnist``, ``kmnist``, ``cifar10``,
   ``svhn_cropped``, ...) loaded with ``tfds.load(name, data_dir=..., download=...)``.
 
@@ -24,29 +23,19 @@ images of each, the few-label subsets of transfer learning.
 
 import dataclasses
 import difflib
-import gzip
-import os
-import re
-import struct
 
 import numpy as np
 import tensorflow as tf
 
 from tfflows import uniform_dequantize
+from zoo import data_files
 from zoo.base import SCALINGS
+from zoo.data_files import CorruptFileError, DatasetUnavailableError, read_idx
+
+__all__ = ["CorruptFileError", "DataInfo", "DatasetUnavailableError", "load", "read_idx"]
 
 DIGITS = "digits"
 DIGITS_TRAIN_SIZE = 1500
-_SPLIT = re.compile(r"^(?P<split>[A-Za-z_]+)(\[(?P<start>-?\d*):(?P<stop>-?\d*)\])?$")
-_IDX_PREFIX = {"train": "train", "test": "t10k"}
-
-
-class DatasetUnavailableError(FileNotFoundError):
-    """A dataset is not on this machine and could not be fetched; the message says what to do."""
-
-
-class CorruptFileError(ValueError):
-    """A local data file is truncated or not in the format its name promises."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,11 +74,13 @@ def load(
     classes=None,
     per_class=None,
     num_levels=None,
+    x_key=None,
+    y_key=None,
 ):
     """Returns ``(dataset, info)`` for image dataset ``name``.
 
     Args:
-      name: ``"digits"``, a path to ``mnist.npz`` or to MNIST idx files, or a TFDS name.
+      name: ``"digits"``, a path to a local file or folder (`zoo.data_files`), or a TFDS name.
       split: ``"train"``, ``"test"`` (or any TFDS split), with an optional ``[start:stop]``.
       data_dir: TFDS data folder (TFDS sources only).
       download: let TFDS download and prepare a missing dataset.
@@ -108,7 +99,10 @@ def load(
         same subset every epoch.
       num_levels: the number of pixel levels ``K`` of a local file's images (integers
         ``0 .. K-1``); needed unless they are uint8 (256) or bool (2), since guessing from the
-        largest value present is unsafe.
+        largest value present is unsafe; LIBSVM values in [-1, 1] are quantized to this
+        many (default 256).
+      x_key, y_key: the names of the images and labels arrays in an ``.npz`` file that does
+        not follow ``mnist.npz``'s ``x_train`` / ``y_test`` names; the file is then one split.
       batch_size, shuffle, seed, cache, prefetch, drop_remainder: the usual ``tf.data`` steps;
         ``shuffle`` is a buffer size (True: the whole split).
 
@@ -122,11 +116,15 @@ def load(
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
     if color not in (None, "grayscale", "rgb"):
         raise ValueError(f"color must be None, 'grayscale' or 'rgb', got {color!r}.")
-    if num_levels is not None and not _is_local(name):
-        raise ValueError(f"num_levels is for local files; {name!r} knows its own levels.")
-    if _is_local(name):
-        images, labels, num_levels, num_classes = _load_local(name, split, num_levels)
+    local = data_files.is_local(name, reserved=(DIGITS,))
+    for option, value in (("num_levels", num_levels), ("x_key", x_key), ("y_key", y_key)):
+        if value is not None and not local:
+            raise ValueError(f"{option} is for local files; {name!r} knows its own layout.")
+    if local:
+        found = data_files.read(name, split, num_levels, x_key, y_key, image_size, color)
+        images, labels, num_levels = found.images, found.labels, found.num_levels
         ds, shape, num_examples = _from_arrays(images, labels), images.shape[1:], len(images)
+        num_classes = found.num_classes
     elif name == DIGITS:
         images, labels = _digits(split)
         ds, shape, num_examples = _from_arrays(images, labels), images.shape[1:], len(images)
@@ -141,6 +139,7 @@ def load(
     if num_examples == 0:
         raise ValueError(f"Split {split!r} of {name!r} is empty.")
     shape = tuple(shape)
+    resize = image_size is not None and tuple(shape[:2]) != tuple(image_size)
     if image_size is not None:
         shape = (int(image_size[0]), int(image_size[1]), shape[2])
     if any(n is None for n in shape):
@@ -159,7 +158,7 @@ def load(
 
     def levels(image, label):
         image = tf.cast(image, tf.float32)
-        if image_size is not None:
+        if resize:
             image = tf.image.resize(image, info.image_shape[:2], antialias=True)
         if color == "grayscale" and image.shape[-1] == 3:
             image = tf.image.rgb_to_grayscale(image)
@@ -271,169 +270,18 @@ def _from_arrays(images, labels):
     return tf.data.Dataset.from_tensor_slices((images, labels))
 
 
-def _parse_split(split):
-    match = _SPLIT.match(str(split).replace(" ", ""))
-    if not match:
-        raise ValueError(f"Cannot read split {split!r}; expected e.g. 'train' or 'test[:1000]'.")
-    start = int(match["start"]) if match["start"] else None
-    stop = int(match["stop"]) if match["stop"] else None
-    return match["split"], slice(start, stop)
-
-
-def _checked(window, size, split):
-    """``window`` of a split of ``size`` examples; ValueError if it reaches past the split's
-    ends (rather than silently cutting it) or selects nothing."""
-    for bound in (window.start, window.stop):
-        if bound is not None and not -size <= bound <= size:
-            raise ValueError(
-                f"Split {split!r} reaches example {bound}, but it has {size} examples."
-            )
-    if not range(size)[window]:
-        raise ValueError(f"Split {split!r} is empty (of {size} examples).")
-    return window
-
-
 def _digits(split):
     from sklearn.datasets import load_digits
 
-    base, window = _parse_split(split)
+    base, window = data_files.parse_split(split)
     digits = load_digits()
     order = np.random.RandomState(0).permutation(len(digits.images))
     parts = {"train": order[:DIGITS_TRAIN_SIZE], "test": order[DIGITS_TRAIN_SIZE:]}
     if base not in parts:
         raise ValueError(f"The digits dataset has splits 'train' and 'test', not {base!r}.")
-    index = parts[base][_checked(window, len(parts[base]), split)]
+    index = parts[base][data_files.checked(window, len(parts[base]), split)]
     images = digits.images[index].astype(np.uint8)[..., None]
     return images, digits.target[index]
-
-
-def _is_local(name):
-    name = str(name)
-    return (
-        os.path.sep in name
-        or name.endswith((".npz", ".gz", "-ubyte"))
-        or (os.path.exists(name) and name != DIGITS)
-    )
-
-
-def _load_local(path, split, num_levels=None):
-    base, window = _parse_split(split)
-    if not os.path.exists(path):
-        raise DatasetUnavailableError(
-            f"No data file or folder at {path!r}. Give a Keras-format mnist.npz or a folder of "
-            "MNIST idx files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz], ...)."
-        )
-    if path.endswith(".npz"):
-        images, labels = _npz(path, base)
-    else:
-        images_path = _idx_images_path(path, base) if os.path.isdir(path) else path
-        images = read_idx(images_path)
-        if images.ndim != 3:
-            raise CorruptFileError(
-                f"{images_path} holds an array of shape {list(images.shape)}, not images [N, H, W]."
-            )
-        labels_path = images_path.replace("images-idx3", "labels-idx1")
-        labels = read_idx(labels_path) if os.path.exists(labels_path) else None
-        if labels is not None and len(labels) != len(images):
-            raise CorruptFileError(
-                f"{labels_path} has {len(labels)} labels for {len(images)} images."
-            )
-    images = images[..., None] if images.ndim == 3 else images
-    window = _checked(window, len(images), split)
-    labels = None if labels is None else labels[window]
-    images = images[window]
-    num_classes = None if labels is None else 10
-    return images, labels, _levels(images, path, num_levels), num_classes
-
-
-def _levels(images, path, num_levels):
-    """The number of levels of ``images``: checked against ``num_levels`` when given, else
-    inferred where the dtype says it (uint8: 256, bool: 2)."""
-    if num_levels is not None and (
-        isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2
-    ):
-        raise ValueError(f"num_levels must be a whole number >= 2, got {num_levels!r}.")
-    if images.dtype == np.bool_:
-        return num_levels or 2
-    if images.dtype == np.uint8 and num_levels is None:
-        return 256
-    if not np.issubdtype(images.dtype, np.number):
-        raise CorruptFileError(f"{path} holds {images.dtype} pixels, not numbers.")
-    if not np.isfinite(images).all():
-        raise ValueError(f"{path} holds NaN or infinite pixels; the images need integer levels.")
-    low, high = images.min(), images.max()
-    if np.issubdtype(images.dtype, np.floating) and not np.array_equal(images, np.round(images)):
-        raise ValueError(
-            f"{path} holds non-integer {images.dtype} pixels in [{low:g}, {high:g}]; the zoo "
-            "needs integer levels 0 .. K-1: store e.g. round(x * 255) as uint8."
-        )
-    if num_levels is None:
-        raise ValueError(
-            f"{path} holds {images.dtype} pixels in [{low:g}, {high:g}]; say how many levels "
-            "they have with num_levels (--num-levels), e.g. 256 for 8-bit images."
-        )
-    if low < 0 or high >= num_levels:
-        raise ValueError(
-            f"{path} holds pixels in [{low:g}, {high:g}], outside the {num_levels} levels "
-            f"0 .. {num_levels - 1}."
-        )
-    return num_levels
-
-
-def _npz(path, split):
-    try:
-        with np.load(path) as arrays:
-            found = {name: arrays[name] for name in arrays.files}
-    except (OSError, EOFError, ValueError) as error:
-        raise CorruptFileError(f"Cannot read {path} as a .npz archive: {error}") from error
-    if f"x_{split}" not in found:
-        raise ValueError(f"{path} has arrays {sorted(found)}; split {split!r} needs x_{split}.")
-    return found[f"x_{split}"], found.get(f"y_{split}")
-
-
-def _idx_images_path(folder, split):
-    prefix = _IDX_PREFIX.get(split)
-    if prefix is None:
-        raise ValueError(f"MNIST idx folders have splits 'train' and 'test', not {split!r}.")
-    for suffix in ("", ".gz"):
-        path = os.path.join(folder, f"{prefix}-images-idx3-ubyte{suffix}")
-        if os.path.exists(path):
-            return path
-    raise DatasetUnavailableError(
-        f"No {prefix}-images-idx3-ubyte[.gz] in {folder} for split {split!r}; found "
-        f"{sorted(os.listdir(folder))}."
-    )
-
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path):
-    """Reads an idx file (MNIST's format), gzip-compressed or plain, checking its size.
-
-    Raises:
-      CorruptFileError: a bad magic number, or fewer / more bytes than the header promises.
-    """
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as error:
-        raise CorruptFileError(f"Cannot read {path}: {error}") from error
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise CorruptFileError(f"{path} is not an idx file (bad magic number {raw[:4]!r}).")
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise CorruptFileError(f"{path} is truncated inside its header.")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise CorruptFileError(
-            f"{path} is corrupt: its header promises shape {list(shape)} ({expected} bytes of "
-            f"data) but it holds {len(raw) - header} bytes."
-        )
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
 
 
 def _tfds(name, split, data_dir, download):

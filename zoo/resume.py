@@ -89,9 +89,9 @@ def fingerprint(config):
     )
     fields = dataclasses.asdict(config)
     kept = {k: fields[k] for k in keep}
-    # The training aids, where set (so that states saved before they existed still match).
+    # Options added later, where set (so that states saved before they existed still match).
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    for k in ("lr_schedule", "warmup_steps", "clip_norm", "ema"):
+    for k in ("lr_schedule", "warmup_steps", "clip_norm", "ema", "x_key", "y_key"):
         if fields[k] != defaults[k]:
             kept[k] = fields[k]
     return json.loads(json.dumps(kept, default=str))

@@ -33,8 +33,10 @@ class RunConfig:
     each (`zoo.data.load`); ``steps_per_epoch`` repeats the training data to that many batches
     an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget`` stops training
     after that many seconds (shared between the phases as their epochs); ``out`` defaults to
-    ``runs/MODEL-DATASET``. A run whose ``out`` holds an interrupted run with the same options
-    resumes it (`zoo.resume`); ``restart`` starts over.
+    ``runs/MODEL-DATASET``. ``tensorboard`` writes TensorBoard logs into ``out/logs``: the
+    scalars of every epoch (`keras.callbacks.TensorBoard`) and the model's pictures
+    (`zoo.callbacks.PicturesToTensorBoard`). A run whose ``out`` holds an interrupted run with
+    the same options resumes it (`zoo.resume`); ``restart`` starts over.
     """
 
     model: str
@@ -46,6 +48,8 @@ class RunConfig:
     image_size: tuple | None = None
     color: str | None = None
     num_levels: int | None = None
+    x_key: str | None = None
+    y_key: str | None = None
     classes: tuple | None = None
     labels_per_class: int | None = None
     batch_size: int = 64
@@ -65,6 +69,7 @@ class RunConfig:
     out: str | None = None
     verbose: bool = False
     export: bool = True
+    tensorboard: bool = True
     restart: bool = False
     command: str | None = None
 
@@ -140,6 +145,8 @@ def load_data(config, split, data_spec, **kwargs):
         image_size=tuple(config.image_size) if config.image_size else None,
         color=config.color,
         num_levels=config.num_levels,
+        x_key=config.x_key,
+        y_key=config.y_key,
         classes=config.classes,
         batch_size=config.batch_size,
         scaling=data_spec.scaling,
@@ -299,6 +306,17 @@ def _run(config):
         # swapped in for validation after the checkpoint, which keeps the raw weights.
         scheduled = [schedule] if config.lr_schedule != "constant" or config.warmup_steps else []
         averaged = [keras.callbacks.SwapEMAWeights()] if config.ema is not None else []
+        logs = os.path.join(out, "logs")
+        boards = (
+            [
+                keras.callbacks.TensorBoard(logs, write_graph=False),
+                callbacks.PicturesToTensorBoard(
+                    os.path.join(logs, "pictures"), test_ds, config.seed, config.temperature
+                ),
+            ]
+            if config.tensorboard
+            else []
+        )
         if spent >= share:  # its budget ran out before the interruption: the phase is over
             phase = dataclasses.replace(phase, epochs=state.phase_epoch)
 
@@ -321,13 +339,15 @@ def _run(config):
             steps_per_epoch=steps_per_epoch,
             shuffle=False,
             verbose=1 if sys.stdout.isatty() or config.verbose else 2,
+            # The budget first: what runs after its epoch end is not training time.
             callbacks=[
+                budgets[-1],
                 *scheduled,
                 checkpoint,
                 history,
-                budgets[-1],
                 guard,
                 *averaged,
+                *boards,
                 *model.fit_callbacks(out),
             ],
         )

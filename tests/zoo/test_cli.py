@@ -46,6 +46,39 @@ def test_train_writes_every_artifact(trained):
     assert saved["held_out_bits_per_dim"] < 4.0
 
 
+def summaries(folder):
+    """``{(subfolder, tag): [(step, value), ...]}`` of the TensorBoard event files in ``folder``."""
+    import tensorflow as tf
+
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in sorted(f for f in files if f.startswith("events.out.tfevents")):
+            for record in tf.data.TFRecordDataset(os.path.join(root, name)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    key = (os.path.relpath(root, folder), value.tag)
+                    found.setdefault(key, []).append((event.step, tf.make_ndarray(value.tensor)))
+    return found
+
+
+def test_tensorboard_logs_hold_each_epochs_scalars_and_pictures(trained):
+    import tensorflow as tf
+
+    out, _ = trained
+    found = summaries(os.path.join(out, "logs"))
+    with open(os.path.join(out, "history.csv")) as f:
+        header, row = f.read().splitlines()[:2]
+    history = dict(zip(header.split(","), map(float, row.split(",")), strict=True))
+    [(step, loss)] = found["train", "epoch_loss"]
+    assert step == 0 and float(loss) == pytest.approx(history["loss"], rel=1e-6)
+    [(_, bits)] = found["validation", "epoch_bits_per_dim"]
+    assert float(bits) == pytest.approx(history["val_bits_per_dim"], rel=1e-6)
+    [(step, picture)] = found["pictures", "samples"]  # [width, height, PNG]
+    grid = tf.io.decode_png(picture[2]).numpy()
+    assert step == 0 and grid.shape[:2] == (int(picture[1]), int(picture[0]))
+    assert grid.std() > 10  # a drawn grid, not a blank image
+
+
 def test_evaluate_reproduces_the_training_figure(trained, capsys):
     out, metrics = trained
     result = cli.run(["evaluate", os.path.join(out, "model.keras")])

@@ -116,11 +116,14 @@ def test_idx_folder_and_single_file(tmp_path, mnist_like, suffix):
     write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", mnist_like["y_test"])
     ds, info = data.load(str(tmp_path), "test[2:]", scaling="unit", with_labels=True)
     images, labels = zip(*as_numpy(ds), strict=True)
-    assert info.num_examples == 6 and info.num_classes == 10
+    # The classes counted over every label file of the folder: here the test split's only.
+    assert info.num_examples == 6 and info.num_classes == mnist_like["y_test"].max() + 1
     np.testing.assert_allclose(np.stack(images)[..., 0] * 255, mnist_like["x_test"][2:], atol=1e-3)
     np.testing.assert_array_equal(labels, mnist_like["y_test"][2:])
     single = str(tmp_path / f"t10k-images-idx3-ubyte{suffix}")
     assert len(as_numpy(data.load(single, "all")[0])) == 8
+    write_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}", np.array([0, 12], np.uint8))
+    assert data.load(str(tmp_path), "test", with_labels=True)[1].num_classes == 13
 
 
 def test_corrupt_and_missing_files_are_named(tmp_path, mnist_like):
