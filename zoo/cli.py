@@ -209,14 +209,12 @@ def list_command(args):
                     folder,
                 )
             )
-        widths = [max((len(r[i]) for r in rows), default=0) for i in range(4)]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)), row[4])
-        return rows
-    rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    else:
+        rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
+    # Aligned columns; the last one (a description, a folder) runs on.
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3])
+        print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1])
     return rows
 
 

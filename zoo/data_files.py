@@ -109,8 +109,7 @@ def read(path, split, num_levels=None, x_key=None, y_key=None, image_size=None, 
     num_classes, every_label = None, None
     if path.endswith(".npz"):
         images, labels, every_label = _npz(path, base, x_key, y_key)
-    elif os.path.isdir(path) and _libsvm_pair(path):
-        pair = _libsvm_pair(path)
+    elif pair := os.path.isdir(path) and _libsvm_pair(path):
         if base not in pair:
             raise ValueError(
                 f"{path} has splits 'train' ({os.path.basename(pair['train'])}) and 'test' "
@@ -368,7 +367,8 @@ def _image_folder(folder, split, image_size, color):
     else:
         root, scope = folder, [folder]
     classes = sorted({e.name for r in scope for e in os.scandir(r) if e.is_dir()})
-    paths = _image_paths(root)
+    found = {r: _image_paths(r) for r in scope}
+    paths = found[root]
     if not paths:
         raise DatasetUnavailableError(
             f"No images ({', '.join(IMAGE_FORMATS)}) in {root} or its subfolders."
@@ -379,7 +379,7 @@ def _image_folder(folder, split, image_size, color):
             f"{root} holds both images ({os.path.basename(loose[0])}, ...) and subfolders "
             f"({classes[0]}, ...): put every image in a class subfolder, or none."
         )
-    sizes, gray = _sizes_and_gray([p for r in scope for p in _image_paths(r)])
+    sizes, gray = _sizes_and_gray([p for r in scope for p in found[r]])
     if image_size is None and len(sizes) > 1:
         examples = " and ".join(f"{h}x{w}" for h, w in sorted(sizes)[:2])
         raise ValueError(
