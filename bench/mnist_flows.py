@@ -38,29 +38,34 @@ CONFIGS = {
 }
 
 
+def run_config(name, args, out):
+    """The `training.RunConfig` of model ``name`` under the command line ``args``."""
+    return training.RunConfig(
+        model=name,
+        dataset=args.mnist,
+        train_split="test[:9000]",
+        test_split="test[9000:]",
+        batch_size=args.batch_size,
+        epochs=10_000,
+        learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps,
+        decay_fraction=args.decay_fraction,
+        clip_norm=args.clip_norm,
+        ema=args.ema,
+        ema_every=args.ema_every,
+        mixed_precision=args.mixed_precision,
+        time_budget=60 * args.budget_minutes,
+        seed=args.seed,
+        options={**CONFIGS[name], **args.options},
+        out=os.path.join(out, name),
+        export=False,
+    )
+
+
 def run(name, args, out):
     reset_peak()
-    metrics = training.run(
-        training.RunConfig(
-            model=name,
-            dataset=args.mnist,
-            train_split="test[:9000]",
-            test_split="test[9000:]",
-            batch_size=args.batch_size,
-            epochs=10_000,
-            learning_rate=args.learning_rate,
-            lr_schedule=args.lr_schedule,
-            warmup_steps=args.warmup_steps,
-            clip_norm=args.clip_norm,
-            ema=args.ema,
-            mixed_precision=args.mixed_precision,
-            time_budget=60 * args.budget_minutes,
-            seed=args.seed,
-            options={**CONFIGS[name], **args.options},
-            out=os.path.join(out, name),
-            export=False,
-        )
-    )
+    metrics = training.run(run_config(name, args, out))
     peak = peak_rss_mib()  # training's; the bound below runs S x larger batches
     saved = os.path.join(out, name, "model.keras")
     iw = importance_weighted(saved, args) if args.iw_samples else None
@@ -90,8 +95,9 @@ def importance_weighted(path, args):
     return float(np.mean(tfflows.bits_per_dim(nats, info.num_dims, info.num_levels)))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser(description):
+    """This benchmark's command line (bench/gradient_norms.py adds to it)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"))
     parser.add_argument("--budget-minutes", type=float, default=10.0)
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -99,8 +105,10 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--lr-schedule", default="constant", choices=training.LR_SCHEDULES)
     parser.add_argument("--warmup-steps", type=int, default=0)
+    parser.add_argument("--decay-fraction", type=float, default=1.0)
     parser.add_argument("--clip-norm", type=float, default=None)
     parser.add_argument("--ema", type=float, default=None)
+    parser.add_argument("--ema-every", type=int, default=1)
     parser.add_argument(
         "--set",
         action="append",
@@ -118,7 +126,11 @@ def main(argv=None):
     )
     parser.add_argument("--out", default=None, help="run folders (default: a temporary one)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser(__doc__.split("\n")[0]).parse_args(argv)
     args.options = cli.parse_set(args.set)
 
     with tempfile.TemporaryDirectory() as scratch:

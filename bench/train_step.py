@@ -18,7 +18,10 @@ under bfloat16 autocast (``AUTOCAST=1``), and ratios are against its bfloat16 fi
 bits/dim are after ``--torch-seconds`` of training). NICE's variants also include ``bare TF ops
 bfloat16``, the same step without Keras (`floor`: what TensorFlow's kernels allow on this CPU),
 and ``zoo mixed_bfloat16 unguarded``, an ablation: the zoo step without the non-finite-step
-guard of tfflows.gradient_step, which makes every update wait for the last gradient.
+guard of tfflows.gradient_step, which makes every update wait for the last gradient; ``zoo
+mixed_bfloat16 EMA`` adds Keras' weight average at 0.999 (``--ema``), updated every step or
+every 10th (``--ema-every``, `zoo.optimizers.FusedAdam`); these two run only when named in
+``--variants``.
 ``--quality-steps N`` also trains each zoo variant N steps from the same seed and prints its
 held-out figure on the last 1,000 images (bits/dim, or the loss; issue 10's bound for NICE:
 within 0.02 of float32).
@@ -50,11 +53,13 @@ MODELS = {
     "classifier": ({}, 64),
     "transfer": ({"weights": None}, 64),
 }
-VARIANTS = {
-    "zoo float32": ("float32", False, True),
-    "zoo mixed_bfloat16": ("mixed_bfloat16", False, True),
-    "zoo float32 XLA": ("float32", True, True),
-    "zoo mixed_bfloat16 unguarded": ("mixed_bfloat16", False, False),
+VARIANTS = {  # dtype policy, XLA, non-finite-step guard, weight average every k steps
+    "zoo float32": ("float32", False, True, None),
+    "zoo mixed_bfloat16": ("mixed_bfloat16", False, True, None),
+    "zoo float32 XLA": ("float32", True, True, None),
+    "zoo mixed_bfloat16 unguarded": ("mixed_bfloat16", False, False, None),
+    "zoo mixed_bfloat16 EMA": ("mixed_bfloat16", False, True, 1),
+    "zoo mixed_bfloat16 EMA every 10": ("mixed_bfloat16", False, True, 10),
 }
 FLOOR = "bare TF ops bfloat16"
 
@@ -66,7 +71,7 @@ def child(args):
 
     from zoo import data, registry
 
-    policy, jit, guarded = VARIANTS[args.child]
+    policy, jit, guarded, ema_every = VARIANTS[args.child]
     if not guarded:  # an ablation: what the non-finite-step guard costs
         import tensorflow as tf
 
@@ -83,6 +88,8 @@ def child(args):
     def fit(steps, epochs, callbacks=()):
         keras.utils.set_random_seed(0)
         model = registry.create_model(args.model, info, **options)
+        if ema_every:
+            model.optimizer_options = dict(use_ema=True, ema_momentum=0.999, ema_every=ema_every)
         model.compile(**model.compile_defaults(), jit_compile=jit)
         model.fit(
             train.repeat(), steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=callbacks
@@ -192,7 +199,8 @@ def main(argv=None):
     if not os.path.exists(os.path.join(args.mnist, "t10k-images-idx3-ubyte.gz")):
         parser.error(f"no MNIST idx files in {args.mnist} (--mnist)")
     if args.variants is None:
-        args.variants = [*VARIANTS, FLOOR] if args.model == "nice" else list(VARIANTS)
+        args.variants = [v for v in VARIANTS if "EMA" not in v]  # the averages on request
+        args.variants += [FLOOR] if args.model == "nice" else []
     if FLOOR in args.variants and args.model != "nice":
         parser.error(f"--variants {FLOOR!r} is NICE's step only")
     if args.child == FLOOR:

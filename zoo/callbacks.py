@@ -194,12 +194,19 @@ class TimeBudget(keras.callbacks.Callback):
 
 class LearningRateSchedule(keras.callbacks.Callback):
     """Linear warm-up over ``warmup_steps`` steps, then (``kind="cosine"``) cosine decay to 0
-    over the phase; ``kind="constant"`` holds the rate after the warm-up.
+    over the last ``decay_fraction`` of the phase; ``kind="constant"`` holds the rate after the
+    warm-up.
 
     ```none
-    rate(p) = base * min(1, step / warmup_steps) * (1 + cos(pi * p)) / 2   (cosine)
+    rate(p) = base * min(1, step / warmup_steps) * (1 + cos(pi * d)) / 2   (cosine)
+    d = max(0, p - (1 - decay_fraction)) / decay_fraction
     p = max(step / total_steps, seconds / budget)
     ```
+
+    ``decay_fraction=1`` decays over the whole phase; a smaller one holds the rate, then cools
+    down at the end (warm-up / stable / decay, Hägele et al. 2024, "Scaling Laws and
+    Compute-Optimal Training Beyond Fixed Training Durations"), which keeps the high rate for
+    most of a time budget.
 
     Keras' own schedules (`keras.optimizers.schedules.CosineDecay`) count steps only; a run
     with a time budget does not know its step count in advance, so here the progress ``p`` is
@@ -216,6 +223,7 @@ class LearningRateSchedule(keras.callbacks.Callback):
         kind="cosine",
         warmup_steps=0,
         total_steps=None,
+        decay_fraction=1.0,
         timer=None,
         spent=0.0,
         budget=float("inf"),
@@ -226,6 +234,7 @@ class LearningRateSchedule(keras.callbacks.Callback):
         self.kind = kind
         self.warmup_steps = int(warmup_steps)
         self.total_steps = total_steps
+        self.decay_fraction = float(decay_fraction)
         self.timer, self.spent, self.budget = timer, float(spent), float(budget)
 
     def factor(self, step, seconds=0.0):
@@ -235,7 +244,8 @@ class LearningRateSchedule(keras.callbacks.Callback):
             return warm
         progress = step / self.total_steps if self.total_steps else 0.0
         progress = min(1.0, max(progress, seconds / self.budget))
-        return warm * 0.5 * (1.0 + np.cos(np.pi * progress))
+        decay = max(0.0, progress - (1.0 - self.decay_fraction)) / self.decay_fraction
+        return warm * 0.5 * (1.0 + np.cos(np.pi * decay))
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(self.optimizers[0].iterations.numpy())

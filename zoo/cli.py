@@ -107,8 +107,10 @@ def train(args):
         learning_rate=args.learning_rate,
         lr_schedule=args.lr_schedule,
         warmup_steps=args.warmup_steps,
+        decay_fraction=args.decay_fraction,
         clip_norm=args.clip_norm,
         ema=args.ema,
+        ema_every=args.ema_every,
         mixed_precision=args.mixed_precision,
         strategy=args.strategy,
         time_budget=args.time_budget,
@@ -294,6 +296,12 @@ def build_parser():
     )
     p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
     p.add_argument(
+        "--decay-fraction",
+        type=float,
+        default=1.0,
+        help="cosine: hold the rate, then decay over this last fraction of the run (e.g. 0.2)",
+    )
+    p.add_argument(
         "--clip-norm", type=float, default=None, help="clip each step's gradients to this norm"
     )
     p.add_argument(
@@ -302,6 +310,13 @@ def build_parser():
         default=None,
         metavar="MOMENTUM",
         help="average the weights (e.g. 0.999); validation, model.keras and export use it",
+    )
+    p.add_argument(
+        "--ema-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="update the average every K-th step, with momentum MOMENTUM**K",
     )
     p.add_argument(
         "--mixed-precision",

@@ -1,4 +1,5 @@
-"""The zoo's default optimizer: Keras' Adam with one fused update kernel per variable."""
+"""The zoo's default optimizer: Keras' Adam with one fused update kernel per variable, and a
+weight average that can skip steps."""
 
 import keras
 import tensorflow as tf
@@ -23,7 +24,47 @@ class FusedAdam(keras.optimizers.Adam):
     else (learning-rate schedules, clipping, weight decay, EMA, loss scaling, tf.distribute) is
     Keras' own. Falls back to Keras' update for ``amsgrad``, sparse gradients and backends other
     than TensorFlow.
+
+    ``ema_every=k`` (with ``use_ema``) updates Keras' weight average every ``k``-th step with
+    momentum ``ema_momentum ** k``:
+
+    ```none
+    a <- w_0                                          (step 0)
+    a <- m^k a + (1 - m^k) w_t      when t % k == 0   (else a is left as it is)
+    ```
+
+    the same time constant, ``1 / (1 - m)`` steps, measured on every ``k``-th weight. Keras
+    updates it every step, with temporaries the size of the weights; on NICE's CPU step (19.2M
+    weights, batch 200) that costs 17 ms a step, as much as the fused Adam update, and ``k=10``
+    costs 2 ms (bench/train_step.py). The average is up to ``k - 1`` steps old; for ``k`` much
+    below the time constant this changes it by less than its own step-to-step drift.
     """
+
+    def __init__(self, *args, ema_every=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(ema_every, bool) or not isinstance(ema_every, int) or ema_every < 1:
+            raise ValueError(f"ema_every must be a whole number >= 1, got {ema_every!r}.")
+        self.ema_every = ema_every
+
+    def get_config(self):
+        return {**super().get_config(), "ema_every": self.ema_every}
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        if not self.use_ema or self.ema_every == 1:
+            return super()._update_model_variables_moving_average(trainable_variables)
+
+        def update():
+            momentum = tf.where(
+                tf.equal(self.iterations, 0), 0.0, float(self.ema_momentum) ** self.ema_every
+            )
+            for variable, average in zip(
+                trainable_variables, self._model_variables_moving_average, strict=True
+            ):
+                if average is not None:
+                    rate = tf.cast(1.0 - momentum, average.dtype)
+                    average.assign_sub(rate * (average - tf.cast(variable, average.dtype)))
+
+        keras.ops.cond(tf.equal(self.iterations % self.ema_every, 0), update, lambda: None)
 
     def update_step(self, gradient, variable, learning_rate):
         if (

@@ -24,19 +24,20 @@ class RunConfig:
     """Everything a training run depends on; `zoo train`'s options, one for one.
 
     ``learning_rate`` None uses the model's default; ``lr_schedule`` (``"constant"`` or
-    ``"cosine"``, to 0 over each phase's steps or time budget) follows ``warmup_steps`` of linear
-    warm-up (`zoo.callbacks.LearningRateSchedule`); ``clip_norm`` clips each step's gradients to
-    that global norm; ``ema`` (a momentum in (0, 1), e.g. 0.999) keeps Keras' exponential moving
-    average of the weights, which validation, the saved model and the export use (one-optimizer
-    models). ``options`` go to the model's constructor;
-    ``classes`` keeps those labels and ``labels_per_class`` draws that many training images of
-    each (`zoo.data.load`); ``steps_per_epoch`` repeats the training data to that many batches
-    an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget`` stops training
+    ``"cosine"``, to 0 over each phase's steps or time budget, or over their last
+    ``decay_fraction``) follows ``warmup_steps`` of linear warm-up
+    (`zoo.callbacks.LearningRateSchedule`); ``clip_norm`` clips each step's gradients to that global
+    norm; ``ema`` (a momentum in (0, 1), e.g. 0.999) keeps Keras' exponential moving average of the
+    weights, which validation, the saved model and the export use (one-optimizer models), updated
+    every ``ema_every``-th step (`zoo.optimizers.FusedAdam`). ``options`` go to the model's
+    constructor; ``classes`` keeps those labels and ``labels_per_class`` draws that many training
+    images of each (`zoo.data.load`); ``steps_per_epoch`` repeats the training data to that many
+    batches an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget`` stops training
     after that many seconds (shared between the phases as their epochs); ``out`` defaults to
-    ``runs/MODEL-DATASET``. ``tensorboard`` writes TensorBoard logs into ``out/logs``: the
-    scalars of every epoch (`keras.callbacks.TensorBoard`) and the model's pictures
-    (`zoo.callbacks.PicturesToTensorBoard`). A run whose ``out`` holds an interrupted run with
-    the same options resumes it (`zoo.resume`); ``restart`` starts over.
+    ``runs/MODEL-DATASET``. ``tensorboard`` writes TensorBoard logs into ``out/logs``: the scalars
+    of every epoch (`keras.callbacks.TensorBoard`) and the model's pictures
+    (`zoo.callbacks.PicturesToTensorBoard`). A run whose ``out`` holds an interrupted run with the
+    same options resumes it (`zoo.resume`); ``restart`` starts over.
     """
 
     model: str
@@ -58,8 +59,10 @@ class RunConfig:
     learning_rate: float | None = None
     lr_schedule: str = "constant"
     warmup_steps: int = 0
+    decay_fraction: float = 1.0
     clip_norm: float | None = None
     ema: float | None = None
+    ema_every: int = 1
     mixed_precision: str = "auto"
     strategy: str = "none"
     time_budget: float | None = None
@@ -100,6 +103,14 @@ class RunConfig:
                 f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
             )
         whole_number("warmup_steps", self.warmup_steps, 0)
+        positive_number("decay_fraction", self.decay_fraction)
+        if self.decay_fraction > 1:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction!r}.")
+        if self.decay_fraction != 1 and self.lr_schedule != "cosine":
+            raise ValueError(
+                f"decay_fraction {self.decay_fraction!r} needs lr_schedule 'cosine', "
+                f"got {self.lr_schedule!r}."
+            )
         if self.clip_norm is not None:
             positive_number("clip_norm", self.clip_norm)
         if self.ema is not None and (
@@ -108,6 +119,9 @@ class RunConfig:
             or not 0 < self.ema < 1
         ):
             raise ValueError(f"ema must be a momentum in (0, 1), e.g. 0.999; got {self.ema!r}.")
+        whole_number("ema_every", self.ema_every, 1)
+        if self.ema_every != 1 and self.ema is None:
+            raise ValueError(f"ema_every {self.ema_every!r} needs ema, the average's momentum.")
         from zoo.distribute import STRATEGIES
 
         if self.strategy not in STRATEGIES:
@@ -126,6 +140,8 @@ class RunConfig:
             options["global_clipnorm"] = float(self.clip_norm)
         if self.ema is not None:
             options.update(use_ema=True, ema_momentum=float(self.ema))
+            if self.ema_every != 1:
+                options["ema_every"] = self.ema_every
         return options
 
     def output_folder(self):
@@ -284,7 +300,10 @@ def _run(config):
             continue  # finished before an interruption; its begin() replayed above
         # Before a restore: the schedule starts from the phase's own learning rate.
         schedule = callbacks.LearningRateSchedule(
-            model.optimizers_in_use(), config.lr_schedule, config.warmup_steps
+            model.optimizers_in_use(),
+            config.lr_schedule,
+            config.warmup_steps,
+            decay_fraction=config.decay_fraction,
         )
         if resuming:
             checkpoint_file = os.path.join(folder, state.checkpoint)

@@ -1,6 +1,6 @@
 """Zoo models under tf.distribute.MirroredStrategy, on two logical CPU devices: flows (Glow's
 data-dependent initialization included), a transfer classifier through both phases,
-Transflow's statistics, the training noise and a loss-scaled step.
+Transflow's statistics, the training noise, a loss-scaled step and the weight average.
 
 Logical devices must be configured before TensorFlow initializes, so this runs in a subprocess.
 Batches divide evenly by the replicas: with Keras 3.15 / TF 2.21, `evaluate` under
@@ -131,6 +131,30 @@ SCRIPT = textwrap.dedent(
     assert float(optimizer.dynamic_scale.numpy()) == scale and np.all(w.numpy() == 1.0)
     step(tf.constant(True))
     assert float(optimizer.dynamic_scale.numpy()) == scale and np.all(w.numpy() > 1.0)
+
+    # The weight average every 2nd step (FusedAdam) is the one a single device keeps.
+    from zoo.optimizers import FusedAdam
+    fixed, flat_info = data.load("digits", "test[:256]", batch_size=64, dequantize_seed=0)
+
+    def averaged(scope):
+        keras.utils.set_random_seed(3)
+        with scope.scope():
+            nice = flows.NICE(flat_info.image_shape, flat_info.num_levels, num_couplings=2,
+                              hidden_units=(16,), data_init=False)
+            nice.compile(optimizer=FusedAdam(2e-2, use_ema=True, ema_momentum=0.5,
+                                             ema_every=2))
+        start = [v.numpy().copy() for v in nice.trainable_weights]
+        nice.fit(fixed, epochs=2, verbose=0, shuffle=False)
+        return nice, start
+
+    mirrored, start = averaged(strategy)
+    single, _ = averaged(tf.distribute.get_strategy())
+    for a, b, s in zip(mirrored.trainable_weights, single.trainable_weights, start):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+        assert not np.allclose(a.numpy(), s), a.path
+    for average in mirrored.optimizer._model_variables_moving_average:
+        first, second = strategy.experimental_local_results(average.value)
+        assert np.array_equal(first.numpy(), second.numpy()), average.path
     print("OK", before, after)
     """
 )
