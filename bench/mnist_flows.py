@@ -48,12 +48,7 @@ def run_config(name, args, out):
         batch_size=args.batch_size,
         epochs=10_000,
         learning_rate=args.learning_rate,
-        lr_schedule=args.lr_schedule,
-        warmup_steps=args.warmup_steps,
-        decay_fraction=args.decay_fraction,
-        clip_norm=args.clip_norm,
-        ema=args.ema,
-        ema_every=args.ema_every,
+        **{aid: getattr(args, aid) for aid in training.TRAINING_AIDS},
         mixed_precision=args.mixed_precision,
         time_budget=60 * args.budget_minutes,
         seed=args.seed,
@@ -103,12 +98,7 @@ def build_parser(description):
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--lr-schedule", default="constant", choices=training.LR_SCHEDULES)
-    parser.add_argument("--warmup-steps", type=int, default=0)
-    parser.add_argument("--decay-fraction", type=float, default=1.0)
-    parser.add_argument("--clip-norm", type=float, default=None)
-    parser.add_argument("--ema", type=float, default=None)
-    parser.add_argument("--ema-every", type=int, default=1)
+    cli.add_training_aids(parser)
     parser.add_argument(
         "--set",
         action="append",

@@ -105,12 +105,7 @@ def train(args):
         steps_per_epoch=args.steps_per_epoch,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
-        lr_schedule=args.lr_schedule,
-        warmup_steps=args.warmup_steps,
-        decay_fraction=args.decay_fraction,
-        clip_norm=args.clip_norm,
-        ema=args.ema,
-        ema_every=args.ema_every,
+        **{aid: getattr(args, aid) for aid in training.TRAINING_AIDS},
         mixed_precision=args.mixed_precision,
         strategy=args.strategy,
         time_budget=args.time_budget,
@@ -251,6 +246,45 @@ def _data_options(parser, batch_size):
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, data order, noise")
 
 
+def add_training_aids(parser):
+    """The training aids' options (`zoo.training.TRAINING_AIDS`), for `zoo train` and the
+    benchmarks that train through `zoo.training.run`."""
+    from zoo import training
+
+    parser.add_argument(
+        "--lr-schedule",
+        choices=training.LR_SCHEDULES,
+        default="constant",
+        help="cosine: decay to 0 over each phase's steps or --time-budget, whichever ends first",
+    )
+    parser.add_argument(
+        "--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps"
+    )
+    parser.add_argument(
+        "--decay-fraction",
+        type=float,
+        default=1.0,
+        help="cosine: hold the rate, then decay over this last fraction of the run (e.g. 0.2)",
+    )
+    parser.add_argument(
+        "--clip-norm", type=float, default=None, help="clip each step's gradients to this norm"
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="MOMENTUM",
+        help="average the weights (e.g. 0.999); validation, model.keras and export use it",
+    )
+    parser.add_argument(
+        "--ema-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="update the average every K-th step, with momentum MOMENTUM**K",
+    )
+
+
 def build_parser():
     from zoo import registry
 
@@ -288,36 +322,7 @@ def build_parser():
         help="repeat the training data to this many batches an epoch (for few labels)",
     )
     p.add_argument("--learning-rate", type=float, default=None, help="default: the model's own")
-    p.add_argument(
-        "--lr-schedule",
-        choices=["constant", "cosine"],
-        default="constant",
-        help="cosine: decay to 0 over each phase's steps or --time-budget, whichever ends first",
-    )
-    p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps")
-    p.add_argument(
-        "--decay-fraction",
-        type=float,
-        default=1.0,
-        help="cosine: hold the rate, then decay over this last fraction of the run (e.g. 0.2)",
-    )
-    p.add_argument(
-        "--clip-norm", type=float, default=None, help="clip each step's gradients to this norm"
-    )
-    p.add_argument(
-        "--ema",
-        type=float,
-        default=None,
-        metavar="MOMENTUM",
-        help="average the weights (e.g. 0.999); validation, model.keras and export use it",
-    )
-    p.add_argument(
-        "--ema-every",
-        type=int,
-        default=1,
-        metavar="K",
-        help="update the average every K-th step, with momentum MOMENTUM**K",
-    )
+    add_training_aids(p)
     p.add_argument(
         "--mixed-precision",
         choices=precision.MODES,

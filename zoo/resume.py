@@ -91,16 +91,9 @@ def fingerprint(config):
     kept = {k: fields[k] for k in keep}
     # Options added later, where set (so that states saved before they existed still match).
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    for k in (
-        "lr_schedule",
-        "warmup_steps",
-        "decay_fraction",
-        "clip_norm",
-        "ema",
-        "ema_every",
-        "x_key",
-        "y_key",
-    ):
+    from zoo.training import TRAINING_AIDS
+
+    for k in (*TRAINING_AIDS, "x_key", "y_key"):
         if fields[k] != defaults[k]:
             kept[k] = fields[k]
     return json.loads(json.dumps(kept, default=str))

@@ -17,6 +17,8 @@ import tempfile
 from zoo import precision
 
 LR_SCHEDULES = ("constant", "cosine")
+# RunConfig's training aids: options of `zoo train` and the benchmarks, fingerprinted for resume.
+TRAINING_AIDS = ("lr_schedule", "warmup_steps", "decay_fraction", "clip_norm", "ema", "ema_every")
 
 
 @dataclasses.dataclass
