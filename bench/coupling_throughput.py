@@ -32,7 +32,7 @@ import tensorflow_probability as tfp
 from _memory import peak_rss_mib
 
 from tfflows import bijectors, masks, nets
-from zoo import flows
+from zoo.models import flows
 
 tfb = tfp.bijectors
 

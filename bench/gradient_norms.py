@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 from mnist_flows import build_parser, run_config
 
-from zoo import cli, optimizers, training
+from zoo import cli, training
+from zoo.models import optimizers
 
 
 def record_norms(path):

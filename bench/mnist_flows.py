@@ -26,7 +26,8 @@ import tensorflow as tf
 from _memory import peak_rss_mib, reset_peak
 
 import tfflows
-from zoo import cli, data, precision, training
+from zoo import cli, data, training
+from zoo.training import precision
 
 CONFIGS = {
     # The NICE paper's MNIST model: 4 couplings, 5 x 1000 ReLU MLPs, logistic prior.

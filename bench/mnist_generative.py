@@ -33,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 from _memory import peak_rss_mib, reset_peak
 
-from zoo import data, gan_metrics, training
+from zoo import data, training
+from zoo.models.gan import metrics as gan_metrics
 
 TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
 
@@ -123,7 +124,7 @@ def stack(images, labels, count, rng):
 def stacked_rows(args, scratch):
     import keras
 
-    from zoo.feature_classifier import ChannelwiseClassifier, FeatureClassifier
+    from zoo.models.gan.judge import ChannelwiseClassifier, FeatureClassifier
 
     rng = np.random.default_rng(args.seed)
     train_x, train_y = load_images(args, TRAIN)

@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 from _memory import peak_rss_mib
 
-from zoo import data, precision, training
+from zoo import data, training
+from zoo.training import precision
 
 TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)

@@ -28,7 +28,7 @@ import tensorflow as tf
 from _memory import peak_rss_mib
 
 from zoo import data, plots
-from zoo.transflow import Transflow
+from zoo.models.transflow import Transflow
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLOW = os.path.join(HERE, "..", "saved_models", "realnvp_mnist", "1")

@@ -25,7 +25,8 @@ def main():
     args = parser.parse_args()
 
     from tfflows import minimize
-    from zoo import data, flows
+    from zoo import data
+    from zoo.models import flows
 
     keras.config.set_dtype_policy(args.policy)
     train, info = data.load("digits", "train", batch_size=64, drop_remainder=True)

@@ -145,8 +145,6 @@ def preset_file(trained, path):
     compiles the model's own recipe afresh), as ``path``."""
     import keras
 
-    import zoo  # noqa: F401  (registers the zoo's classes)
-
     keras.saving.load_model(trained, compile=False).save(path)
 
 
@@ -219,8 +217,8 @@ def shipped_examples(argv, target, count=100):
 def refresh_assets(target, name):
     """Rewrites ``1/assets.extra`` (``signatures.json`` with every signature's input and output
     specs, and TF Serving's warmup records) from the SavedModel itself, keeping the manifest's
-    model and metadata: for exports made before `zoo.export` wrote them."""
-    from zoo import export
+    model and metadata: for exports made before `zoo.serving.export` wrote them."""
+    from zoo.serving import export, warmup
 
     version = os.path.join(target, "1")
     path = os.path.join(version, "assets.extra", "signatures.json")
@@ -231,7 +229,7 @@ def refresh_assets(target, name):
     manifest["metadata"] = old.get("metadata", {})
     with open(path, "w") as f:
         json.dump(manifest, f, indent=2)
-    export.write_warmup(os.path.join(version, "assets.extra", export.WARMUP), name, signatures)
+    warmup.write_warmup(os.path.join(version, "assets.extra", warmup.WARMUP), name, signatures)
 
 
 def main(names):

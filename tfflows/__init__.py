@@ -17,22 +17,43 @@ Weights live in Keras layers (``bijector.keras_layers``): conditioner networks f
 is, since masks and event shapes fix every shape. `Flow` is a `keras.Model` that tracks them,
 trains with `fit` and saves to `.keras`. Log-dets and log-probs are computed in float32 even when
 the conditioners run in float16 / bfloat16 under a mixed-precision policy.
+
+The gradient step of `Flow.train_step` is public for any custom ``train_step``
+(`gradient_step`): `minimize` (replica- and loss-scaled, skipped when the loss or a gradient is
+not finite), `record_step` and `skipped_steps_metric` (count skipped steps, update metrics only
+for applied ones), `weighted_mean` (per-example figures), `all_finite` / `all_replicas`; and
+`checks` holds the run-time input checks (`checks.in_range`, `sampling_arguments`).
 """
 
-from tfflows import bijectors, masks, nets
+from tfflows import bijectors, checks, masks, nets
+from tfflows.checks import sampling_arguments
 from tfflows.dequantization import VariationalDequantizer, bits_per_dim, uniform_dequantize
 from tfflows.flow import Flow
-from tfflows.gradient_step import minimize
+from tfflows.gradient_step import (
+    all_finite,
+    all_replicas,
+    minimize,
+    record_step,
+    skipped_steps_metric,
+    weighted_mean,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Flow",
     "VariationalDequantizer",
+    "all_finite",
+    "all_replicas",
     "bijectors",
     "bits_per_dim",
+    "checks",
     "masks",
     "minimize",
     "nets",
+    "record_step",
+    "sampling_arguments",
+    "skipped_steps_metric",
     "uniform_dequantize",
+    "weighted_mean",
 ]

@@ -15,6 +15,7 @@ instead, for a tighter bound. The number of levels belongs to the data:
 pass it, never assume 256.
 """
 
+import functools
 import math
 
 import keras
@@ -46,7 +47,34 @@ def uniform_dequantize(x, num_levels, seed=None):
             noise = tf.random.uniform(tf.shape(x))
         else:
             noise = tf.random.stateless_uniform(tf.shape(x), seed=seed)
-        return (x + noise) / float(num_levels)
+        return in_cells((x + noise) / float(num_levels), x, num_levels)
+
+
+def in_cells(y, levels, num_levels):
+    """``y`` (float32) with each value kept in the cell of its level: ``floor(K y) = x``.
+
+    Float32 rounding can carry ``x + u`` with ``u < 1`` up to ``x + 1`` (for ``u`` within an
+    ulp of 1, about one value in a million), and ``(x + u) / K`` times ``K`` can round across a
+    cell's edge; the level then read back as ``floor(K y)`` (e.g. by variational
+    dequantization) would be the next one. Each value is clipped to the float32 bounds of its
+    cell, found once per ``K``.
+    """
+    low, high = (tf.constant(b) for b in _cell_bounds(int(num_levels)))
+    index = tf.cast(levels, tf.int32)
+    return tf.clip_by_value(y, tf.gather(low, index), tf.gather(high, index))
+
+
+@functools.lru_cache(maxsize=8)
+def _cell_bounds(num_levels):
+    """The smallest and largest float32 ``y`` with ``floor(float32(y * K)) = x``, per level."""
+    k = np.float32(num_levels)
+    levels = np.arange(num_levels, dtype=np.float32)
+    low, high = levels / k, (levels + np.float32(1)) / k
+    for _ in range(8):
+        low = np.where(np.floor(low * k) < levels, np.nextafter(low, np.float32(1)), low)
+        high = np.where(np.floor(high * k) > levels, np.nextafter(high, np.float32(0)), high)
+    assert (np.floor(low * k) == levels).all() and (np.floor(high * k) == levels).all()
+    return low, high
 
 
 def bits_per_dim(log_prob, num_dims, num_levels):

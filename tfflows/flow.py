@@ -1,47 +1,17 @@
 """`Flow`: a chain of bijectors over a base distribution, as a trainable Keras model."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfflows.bijectors import _walk
 from tfflows.bijectors._base import deserialize_config
-from tfflows.gradient_step import minimize, record_step, skipped_steps_metric
+from tfflows.checks import sampling_arguments
+from tfflows.gradient_step import minimize, record_step, skipped_steps_metric, weighted_mean
 
 tfd = tfp.distributions
 
 BASE_DISTRIBUTIONS = ("normal", "logistic")
-
-
-def weighted_mean(values, sample_weight):
-    """``(mean, total weight)`` of per-example ``values``; weight 1 each by default.
-
-    Metrics update with ``(mean, sample_weight=total)`` so that each batch counts by its number
-    of examples: an epoch's figure is then the per-example mean whatever the batch size.
-    """
-    if sample_weight is None:
-        w = tf.ones_like(values)
-    else:
-        w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
-    total = tf.reduce_sum(w)
-    return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total
-
-
-def sampling_arguments(num_samples, temperature):
-    """``(num_samples, temperature)`` checked: a whole number >= 1 and a finite number >= 0
-    (0: the mode); tensors pass unchecked (a graph checks its own). Raises ValueError."""
-    if not tf.is_tensor(num_samples):
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
-            raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}.")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}.")
-        num_samples = int(num_samples)
-    if not tf.is_tensor(temperature):
-        if not isinstance(temperature, int | float | np.number) or not 0 <= temperature < np.inf:
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}.")
-        temperature = float(temperature)
-    return num_samples, temperature
 
 
 @keras.saving.register_keras_serializable(package="tfflows")

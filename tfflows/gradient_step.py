@@ -1,5 +1,18 @@
 """The gradient step every custom ``train_step`` shares: replica- and loss-scaled, and never
-applied when the loss or a gradient is not finite."""
+applied when the loss or a gradient is not finite. Public (``tfflows.minimize`` and the rest):
+`Flow`'s step is built from these, and so is any Keras model's custom ``train_step`` that wants
+the same guarantees (the zoo's GAN, autoencoders and classifiers)::
+
+    def train_step(self, data):
+        def loss_fn():
+            per_example = ...                        # float32, one value per example
+            return weighted_mean(per_example, sample_weight)[0], per_example
+
+        loss, per_example, applied = minimize(self.optimizer, self.trainable_weights, loss_fn)
+        record_step(applied, self.skipped_steps, lambda: update_my_metrics(per_example))
+
+with ``self.skipped_steps = skipped_steps_metric()`` among the model's metrics.
+"""
 
 import keras
 import tensorflow as tf
@@ -118,3 +131,17 @@ def record_step(applied, skipped_steps, update_metrics):
         update_metrics()
 
     tf.cond(applied, update, lambda: None)
+
+
+def weighted_mean(values, sample_weight):
+    """``(mean, total weight)`` of per-example ``values``; weight 1 each by default.
+
+    Metrics update with ``(mean, sample_weight=total)`` so that each batch counts by its number
+    of examples: an epoch's figure is then the per-example mean whatever the batch size.
+    """
+    if sample_weight is None:
+        w = tf.ones_like(values)
+    else:
+        w = tf.cast(tf.reshape(sample_weight, tf.shape(values)), values.dtype)
+    total = tf.reduce_sum(w)
+    return tf.reduce_sum(w * values) / tf.maximum(total, 1e-12), total

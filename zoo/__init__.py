@@ -1,17 +1,26 @@
-"""zoo: Keras models built on tfflows, their data pipelines, the `zoo` command and export.
+"""zoo: Keras models built on tfflows, their data pipelines, training run, export and command.
 
-Importing `zoo` registers every model (`zoo.list_models()`, `zoo.create_model(name, info)`);
-`zoo.from_preset(name)` loads a trained one (`zoo.list_presets()`).
+The layers, bottom up (each imports only those below it; tests/test_layering.py checks):
+
+* `zoo.plots` (drawing) and `zoo.data` (input pipelines): no other zoo module;
+* `zoo.models`: the models, one package per family, on THE model contract
+  (`zoo.models.contract`); ``zoo.registry`` lists them (`create_model`, `list_models`);
+* `zoo.serving` (SavedModel export, presets) and `zoo.training` (the one training run);
+* `zoo.cli`: the ``zoo`` command, argument parsing only.
+
+`from_preset(name)` loads a trained model (`list_presets()`).
 """
 
-from zoo.autoencoder import VAE, Autoencoder
-from zoo.feature_classifier import FeatureClassifier
-from zoo.flows import NICE, Glow, ImageFlow, RealNVP
-from zoo.gan import DCGAN, GAN
-from zoo.presets import from_preset, list_presets
+from zoo import _moved
+from zoo.models.autoencoders import VAE, Autoencoder
+from zoo.models.flows import NICE, Glow, ImageFlow, RealNVP
+from zoo.models.gan import DCGAN, GAN, FeatureClassifier
+from zoo.models.transfer import ConvClassifier, TransferClassifier
+from zoo.models.transflow import Transflow
 from zoo.registry import create_model, list_models
-from zoo.transfer import ConvClassifier, TransferClassifier
-from zoo.transflow import Transflow
+from zoo.serving.presets import from_preset, list_presets
+
+_moved.install()
 
 __all__ = [
     "DCGAN",

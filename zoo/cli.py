@@ -13,16 +13,24 @@ zoo transflow saved_models/realnvp_mnist/1 --dataset saved_models/realnvp_mnist/
     --split "test[:50]" --test-split "test[50:]"
 zoo train transfer --set backbone=runs/classifier-digits/model.keras --classes 5 6 7 8 9 \
     --labels-per-class 1 --steps-per-epoch 10
+
+Argument parsing only: each command is built from shared option groups (`add_data_options`,
+`add_split_options`, `add_training_options`, `add_training_aids`, `add_run_options`), whose
+destinations are the fields of `zoo.data.DataOptions` and `zoo.training.RunConfig`, so
+`run_config` turns parsed arguments into a run without naming them again.
 """
 
 import argparse
 import ast
+import dataclasses
 import json
 import os
 import sys
-import zipfile
 
-from zoo import precision
+from zoo import data, plots, registry, training
+from zoo.models.checks import whole_number
+from zoo.serving import export, presets
+from zoo.training import precision
 
 RESTART_HELP = (
     "start over in --out; without it, a rerun resumes the interrupted run there (same options)"
@@ -53,169 +61,11 @@ def parse_set(items):
     return out
 
 
-def _load_model(path):
-    import keras
-
-    import zoo  # noqa: F401  (registers the zoo's classes for deserialization)
-    from zoo import presets
-
-    path = presets.model_file(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model file at {path!r} (a .keras file from `zoo train`).")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not a .keras file: not a zip archive (truncated or corrupt?).")
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as error:  # Keras reports a damaged archive in many ways
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"Cannot load {path}: {type(error).__name__}: {reason}") from error
-    if not model.compiled:  # saved without its optimizer, as presets are
-        model.compile(**model.compile_defaults())
-    return model
+# The option groups.
 
 
-def _run_config(args, **fields):
-    """A `training.RunConfig` with the data options every command shares, plus ``fields``."""
-    from zoo import training
-
-    return training.RunConfig(
-        dataset=args.dataset or "digits",
-        data_dir=args.data_dir,
-        download=args.download,
-        image_size=tuple(args.image_size) if args.image_size else None,
-        color=args.color,
-        num_levels=args.num_levels,
-        x_key=args.x_key,
-        y_key=args.y_key,
-        classes=tuple(args.classes) if args.classes else None,
-        batch_size=args.batch_size,
-        **fields,
-    )
-
-
-def train(args):
-    from zoo import training
-
-    config = _run_config(
-        args,
-        model=args.model,
-        train_split=args.train_split,
-        test_split=args.test_split,
-        labels_per_class=args.labels_per_class,
-        steps_per_epoch=args.steps_per_epoch,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        **{aid: getattr(args, aid) for aid in training.TRAINING_AIDS},
-        mixed_precision=args.mixed_precision,
-        strategy=args.strategy,
-        time_budget=args.time_budget,
-        temperature=args.temperature,
-        seed=args.seed,
-        options=parse_set(args.set),
-        out=args.out,
-        verbose=args.verbose,
-        tensorboard=args.tensorboard,
-        restart=args.restart,
-        command="zoo " + " ".join(args.argv),
-    )
-    return training.run(config)
-
-
-def transflow_command(args):
-    from zoo import presets, training
-
-    config = _run_config(
-        args,
-        model="transflow",
-        train_split=args.split,
-        test_split=args.test_split,
-        labels_per_class=args.examples_per_class,
-        epochs=1,
-        mixed_precision="off",  # no gradients: nothing to gain
-        temperature=args.temperature,
-        seed=args.seed,
-        options={
-            "flow": args.flow if os.path.exists(args.flow) else presets.model_file(args.flow),
-            "strength": args.strength,
-            "variance": args.variance,
-        },
-        out=args.out,
-        verbose=args.verbose,
-        restart=args.restart,
-        command="zoo " + " ".join(args.argv),
-    )
-    return training.run(config)
-
-
-def sample(args):
-    from tfflows.flow import sampling_arguments
-    from zoo import plots
-
-    sampling_arguments(args.num, args.temperature)
-    model = _load_model(args.model_path)
-    if not hasattr(model, "sample"):
-        raise ValueError(f"{type(model).__name__} does not sample; it has no generative model.")
-    images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0])
-    plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
-    print(f"wrote {args.num} samples to {args.out}")
-
-
-def evaluate(args):
-    from zoo import presets, training
-
-    model = _load_model(args.model_path)
-    if args.dataset is None and not os.path.isfile(args.model_path):  # a preset: its own data
-        args.dataset, split = presets.held_out_data(args.model_path)
-        args.split = args.split or split
-    args.split = args.split or "test"
-    if args.classes is None and getattr(model, "class_labels", None) is not None:
-        args.classes = model.class_labels
-    config = _run_config(args, model=model.name)
-    ds, info = training.load_data(config, args.split, model.data_spec, dequantize_seed=args.seed)
-    model.check_data(info)
-    result = model.evaluate(ds, verbose=0, return_dict=True)
-    print(json.dumps({"dataset": info.name, "split": args.split, **result}))
-    return result
-
-
-def export_command(args):
-    from zoo import export
-    from zoo.base import whole_number
-
-    if args.version is not None:
-        whole_number("--version", args.version)
-    model = _load_model(args.model_path)
-    path = export.export(model, args.base_dir, model_name=args.name, version=args.version)
-    print(f"exported to {path}")
-
-
-def list_command(args):
-    from zoo import presets, registry
-
-    if args.presets:
-        rows = []
-        for name, folder in presets.list_presets().items():
-            card = presets.card(folder)
-            figure = card.get("held_out_bits_per_dim")
-            rows.append(
-                (
-                    name,
-                    card["model"],
-                    f"{card['dataset']} {card.get('test_split', '')}".strip(),
-                    f"{figure:.4f} bits/dim" if figure is not None else "",
-                    folder,
-                )
-            )
-    else:
-        rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
-    # Aligned columns; the last one (a description, a folder) runs on.
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1])
-    return rows
-
-
-def _data_options(parser, batch_size):
+def add_data_options(parser, batch_size):
+    """Which data, and how it is read: `zoo.data.DataOptions`' fields, and ``--seed``."""
     parser.add_argument(
         "--dataset",
         default=None,
@@ -246,11 +96,20 @@ def _data_options(parser, batch_size):
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, data order, noise")
 
 
+def add_run_options(parser, what):
+    """Where a run writes (``--out``, ``--restart``), how it talks, and its pictures' sampling
+    temperature; ``what`` names the default folder."""
+    parser.add_argument(
+        "--temperature", type=float, default=0.8, help="sampling temperature of the pictures"
+    )
+    parser.add_argument("--out", default=None, help=f"output folder (default runs/{what})")
+    parser.add_argument("--restart", action="store_true", help=RESTART_HELP)
+    parser.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
+
+
 def add_training_aids(parser):
     """The training aids' options (`zoo.training.TRAINING_AIDS`), for `zoo train` and the
     benchmarks that train through `zoo.training.run`."""
-    from zoo import training
-
     parser.add_argument(
         "--lr-schedule",
         choices=training.LR_SCHEDULES,
@@ -285,9 +144,167 @@ def add_training_aids(parser):
     )
 
 
-def build_parser():
-    from zoo import registry
+def add_training_options(parser):
+    """How long and how a model trains: epochs, steps, learning rate and its aids, precision,
+    strategy, time budget, logs and the model's options."""
+    parser.add_argument("--epochs", type=int, default=30, help="per phase of the model's recipe")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="repeat the training data to this many batches an epoch (for few labels)",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=None, help="default: the model's own"
+    )
+    add_training_aids(parser)
+    parser.add_argument(
+        "--mixed-precision",
+        choices=precision.MODES,
+        default="auto",
+        help="auto: float16 on a GPU; bfloat16 on a CPU with bfloat16 matrix units (AMX, "
+        "AVX512-BF16) for the models that train faster in it; else off",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=["none", "mirrored", "multi-worker"],
+        default="none",
+        help="tf.distribute: none, mirrored (this machine's GPUs), multi-worker (from TF_CONFIG; "
+        "run the same command on every worker)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop training after this much time",
+    )
+    parser.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="skip the TensorBoard logs (OUT/logs: scalars and pictures every epoch)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="model option, e.g. --set filters=64 (repeatable)",
+    )
 
+
+def add_split_options(parser, examples, test, per_class):
+    """The training split, the held-out one and the few-label draw (`RunConfig`'s
+    ``train_split``, ``test_split``, ``labels_per_class``); each ``(flag, help)``, named as the
+    command names them."""
+    parser.add_argument(examples[0], dest="train_split", default="train", help=examples[1])
+    parser.add_argument("--test-split", default="test", help=test)
+    parser.add_argument(
+        per_class[0],
+        dest="labels_per_class",
+        type=int,
+        default=None,
+        metavar="N",
+        help=per_class[1],
+    )
+
+
+def run_config(args, **fields):
+    """The `zoo.training.RunConfig` of parsed ``args``: every argument named as a field (an
+    argument left at None keeps the field's own default), then ``fields``."""
+    given = {}
+    for field in dataclasses.fields(training.RunConfig):
+        value = getattr(args, field.name, None)
+        if value is not None or field.default is None:
+            given[field.name] = value
+    given.update(command="zoo " + " ".join(args.argv), **fields)
+    return training.RunConfig(**given)
+
+
+def data_options(args):
+    """The `zoo.data.DataOptions` of parsed ``args`` (an argument left at None: the default)."""
+    given = {name: getattr(args, name, None) for name in data.DataOptions.names()}
+    return data.DataOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+# The commands.
+
+
+def train(args):
+    return training.run(run_config(args, options=parse_set(args.set)))
+
+
+def transflow_command(args):
+    flow = args.flow if os.path.exists(args.flow) else presets.model_file(args.flow)
+    config = run_config(
+        args,
+        model="transflow",
+        epochs=1,
+        mixed_precision="off",  # no gradients: nothing to gain
+        options={"flow": flow, "strength": args.strength, "variance": args.variance},
+    )
+    return training.run(config)
+
+
+def sample(args):
+    from tfflows import sampling_arguments
+
+    sampling_arguments(args.num, args.temperature)
+    model = presets.load_model(args.model_path)
+    images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0])
+    plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
+    print(f"wrote {args.num} samples to {args.out}")
+
+
+def evaluate(args):
+    model = presets.load_model(args.model_path)
+    if args.dataset is None and not os.path.isfile(args.model_path):  # a preset: its own data
+        args.dataset, split = presets.held_out_data(args.model_path)
+        args.split = args.split or split
+    args.split = args.split or "test"
+    for name, value in model.data_options().items():  # e.g. a classifier's classes
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    ds, info = data_options(args).load(args.split, model.data_spec, dequantize_seed=args.seed)
+    model.check_data(info)
+    result = model.evaluate(ds, verbose=0, return_dict=True)
+    print(json.dumps({"dataset": info.name, "split": args.split, **result}))
+    return result
+
+
+def export_command(args):
+    if args.version is not None:
+        whole_number("--version", args.version)
+    model = presets.load_model(args.model_path)
+    path = export.export(model, args.base_dir, model_name=args.name, version=args.version)
+    print(f"exported to {path}")
+
+
+def list_command(args):
+    if args.presets:
+        rows = []
+        for name, folder in presets.list_presets().items():
+            card = presets.card(folder)
+            figure = card.get("held_out_bits_per_dim")
+            rows.append(
+                (
+                    name,
+                    card["model"],
+                    f"{card['dataset']} {card.get('test_split', '')}".strip(),
+                    f"{figure:.4f} bits/dim" if figure is not None else "",
+                    folder,
+                )
+            )
+    else:
+        rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
+    # Aligned columns; the last one (a description, a folder) runs on.
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1])
+    return rows
+
+
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="zoo",
         formatter_class=_HelpFormatter,
@@ -304,64 +321,15 @@ def build_parser():
         "pictures, metrics.json (held-out figures) and a SavedModel",
     )
     p.add_argument("model", choices=registry.list_models(), help="what to train (see `zoo list`)")
-    _data_options(p, batch_size=64)
-    p.add_argument("--train-split", default="train", help="e.g. train, 'test[:9000]'")
-    p.add_argument("--test-split", default="test", help="held-out split, e.g. 'test[9000:]'")
-    p.add_argument(
-        "--labels-per-class",
-        type=int,
-        default=None,
-        metavar="N",
-        help="train on N images of each class, drawn with --seed",
+    add_data_options(p, batch_size=64)
+    add_split_options(
+        p,
+        ("--train-split", "e.g. train, 'test[:9000]'"),
+        "held-out split, e.g. 'test[9000:]'",
+        ("--labels-per-class", "train on N images of each class, drawn with --seed"),
     )
-    p.add_argument("--epochs", type=int, default=30, help="per phase of the model's recipe")
-    p.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=None,
-        help="repeat the training data to this many batches an epoch (for few labels)",
-    )
-    p.add_argument("--learning-rate", type=float, default=None, help="default: the model's own")
-    add_training_aids(p)
-    p.add_argument(
-        "--mixed-precision",
-        choices=precision.MODES,
-        default="auto",
-        help="auto: float16 on a GPU; bfloat16 on a CPU with bfloat16 matrix units (AMX, "
-        "AVX512-BF16) for the models that train faster in it; else off",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=["none", "mirrored", "multi-worker"],
-        default="none",
-        help="tf.distribute: none, mirrored (this machine's GPUs), multi-worker (from TF_CONFIG; "
-        "run the same command on every worker)",
-    )
-    p.add_argument(
-        "--time-budget",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop training after this much time",
-    )
-    p.add_argument(
-        "--temperature", type=float, default=0.8, help="sampling temperature of the pictures"
-    )
-    p.add_argument(
-        "--no-tensorboard",
-        dest="tensorboard",
-        action="store_false",
-        help="skip the TensorBoard logs (OUT/logs: scalars and pictures every epoch)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="model option, e.g. --set filters=64 (repeatable)",
-    )
-    p.add_argument("--out", default=None, help="output folder (default runs/MODEL-DATASET)")
-    p.add_argument("--restart", action="store_true", help=RESTART_HELP)
-    p.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
+    add_training_options(p)
+    add_run_options(p, "MODEL-DATASET")
     p.set_defaults(func=train)
 
     p = sub.add_parser(
@@ -370,15 +338,12 @@ def build_parser():
         "interpolation.png; with labels, few-shot accuracy and confusion_matrix.png",
     )
     p.add_argument("flow", help="a flow's .keras file, exported SavedModel folder or preset name")
-    _data_options(p, batch_size=256)
-    p.add_argument("--split", default="train", help="the examples, e.g. 'test[:50]'")
-    p.add_argument("--test-split", default="test", help="images to classify / score")
-    p.add_argument(
-        "--examples-per-class",
-        type=int,
-        default=None,
-        metavar="K",
-        help="draw K examples of each class from --split (with --seed)",
+    add_data_options(p, batch_size=256)
+    add_split_options(
+        p,
+        ("--split", "the examples, e.g. 'test[:50]'"),
+        "images to classify / score",
+        ("--examples-per-class", "draw N examples of each class from --split (with --seed)"),
     )
     p.add_argument("--strength", type=float, default=1.0, help="the prior's weight, in examples")
     p.add_argument(
@@ -387,10 +352,7 @@ def build_parser():
         default="fixed",
         help="fixed: the flow's base variance; estimate: a per-class, per-dimension posterior",
     )
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    p.add_argument("--out", default=None, help="output folder (default runs/transflow-DATASET)")
-    p.add_argument("--restart", action="store_true", help=RESTART_HELP)
-    p.add_argument("--verbose", action="store_true", help="progress bar even when not a tty")
+    add_run_options(p, "transflow-DATASET")
     p.set_defaults(func=transflow_command)
 
     p = sub.add_parser("list", help="the zoo's models: name, task, class, description")
@@ -413,7 +375,7 @@ def build_parser():
 
     p = sub.add_parser("evaluate", help="the model's held-out figures on a dataset split")
     p.add_argument("model_path", help="a .keras file written by `zoo train`, or a preset name")
-    _data_options(p, batch_size=256)
+    add_data_options(p, batch_size=256)
     p.add_argument(
         "--split",
         default=None,
@@ -443,19 +405,12 @@ def main(argv=None):
     """The console script: exit status 0 on success; one line on stderr and 2 for a user error
     (a bad option, a missing or corrupt file, bad data), 1 for a training run that diverged.
     ``ZOO_TRACEBACK=1`` re-raises."""
-    from zoo import callbacks, data
-
     try:
         run(argv)
-    except (
-        ValueError,
-        FileNotFoundError,
-        data.DatasetUnavailableError,
-        callbacks.TrainingDiverged,
-    ) as error:
+    except (ValueError, FileNotFoundError, training.TrainingDiverged) as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         print(f"zoo: error: {message}", file=sys.stderr)
-        return 1 if isinstance(error, callbacks.TrainingDiverged) else 2
+        return 1 if isinstance(error, training.TrainingDiverged) else 2
     return 0

@@ -1,10 +1,17 @@
-"""Pictures people would rather look at than read: sample grids and loss curves (PNG)."""
+"""Pictures people would rather look at than read (PNG): sample grids, reconstructions, loss
+curves, confusion matrices, and a sample grid per epoch (`EpochSamples`).
+
+Drawing only: nothing here knows a zoo model beyond ``model.sample``; every layer of the zoo
+draws with it (the models their pictures, the training run its loss curve, ``zoo sample``).
+"""
 
 import math
+import os
 
 import matplotlib
 
 matplotlib.use("Agg")
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -28,6 +35,53 @@ def sample_grid(images, path, title=None, columns=None):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def model_samples(model, out, seed=0, temperature=1.0, what="samples"):
+    """Writes ``samples.png`` into the folder ``out``: 64 draws of ``model.sample`` at
+    ``temperature`` from the stateless seed ``[seed, 0]``, titled with the model's name and
+    ``what`` they are; returns the file name."""
+    images = model.sample(64, temperature=temperature, seed=[seed, 0])
+    title = f"{model.name} {what}, T = {temperature}"
+    sample_grid(images, os.path.join(out, "samples.png"), title=title)
+    return "samples.png"
+
+
+def reconstruction_grid(originals, reconstructions, path, title=None, columns=8):
+    """Writes a PNG of rows of ``originals`` each above the row of their ``reconstructions``
+    (images ``[N, H, W, C]`` in ``[0, 1]``)."""
+    originals = np.clip(np.asarray(originals, np.float32), 0.0, 1.0)
+    reconstructions = np.clip(np.asarray(reconstructions, np.float32), 0.0, 1.0)
+    n, h, w, c = originals.shape
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    pair = 2 * h + 1 + max(h // 2, 2)  # a wider gap between pairs of rows than within one
+    mosaic = np.ones((rows * pair - max(h // 2, 2), cols * (w + 1) - 1, c), np.float32)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        top, left = r * pair, q * (w + 1)
+        mosaic[top : top + h, left : left + w] = originals[i]
+        mosaic[top + h + 1 : top + 2 * h + 1, left : left + w] = reconstructions[i]
+    sample_grid(mosaic[None], path, title=title)
+
+
+class EpochSamples(keras.callbacks.Callback):
+    """Writes ``epoch_NNN.png`` into ``folder`` after every epoch: a grid of ``model.sample``
+    drawn with the same stateless seed each time, so the pictures show one set of latents
+    evolving."""
+
+    def __init__(self, folder, num_samples=64, temperature=1.0, seed=(0, 0)):
+        super().__init__()
+        self.folder = folder
+        self.num_samples = num_samples
+        self.temperature = temperature
+        self.seed = list(seed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.folder, exist_ok=True)
+        images = self.model.sample(self.num_samples, temperature=self.temperature, seed=self.seed)
+        path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
+        sample_grid(images, path, title=f"epoch {epoch + 1}")
 
 
 def loss_curve(history, path, phases=()):

@@ -17,6 +17,21 @@ def test_dequantized_values_fill_each_level_cell():
     assert abs(np.mean(y * 17 - levels) - 0.5) < 0.03
 
 
+@pytest.mark.parametrize("k", [17, 256, 4096])
+def test_noise_at_the_top_of_a_cell_stays_in_the_cell(k):
+    """u one float32 ulp below 1: in float32, x + u rounds up to x + 1 for most levels, and
+    floor(K y) would read back the next level; `in_cells` keeps every value in its own cell."""
+    levels = np.arange(k, dtype=np.float32)
+    u = np.nextafter(np.float32(1), np.float32(0))
+    raw = (levels + u) / np.float32(k)
+    assert (np.floor(raw * np.float32(k)) > levels).sum() > k / 2  # the rounding is real
+    kept = tfflows.dequantization.in_cells(tf.constant(raw), tf.constant(levels), k).numpy()
+    np.testing.assert_array_equal(np.floor(kept * np.float32(k)), levels)
+    np.testing.assert_allclose(kept, raw, atol=1e-6)  # moved by an ulp, no more
+    bottom = tfflows.dequantization.in_cells(tf.constant(levels / k), tf.constant(levels), k)
+    np.testing.assert_array_equal(np.floor(bottom.numpy() * np.float32(k)), levels)
+
+
 def test_bits_per_dim_of_the_uniform_density_is_log2_levels():
     # The uniform density on [0, 1)^D has log p = 0 and assigns every cell 1 / K^D.
     np.testing.assert_allclose(tfflows.bits_per_dim(0.0, 64, 17), math.log2(17), rtol=1e-6)

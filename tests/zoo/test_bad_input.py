@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from tfflows import bijectors
-from zoo import cli, data, flows, gan
-from zoo.autoencoder import VAE
+from zoo import cli, data
+from zoo.models import flows, gan
+from zoo.models.autoencoders import VAE
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from zoo import cli, precision
+from zoo import cli
+from zoo.training import precision
 
 TINY = ["--set", "filters=8", "--set", "num_blocks=1", "--epochs", "1", "--batch-size", "128"]
 
@@ -239,7 +240,7 @@ def test_user_errors_print_one_line_and_exit_2_before_writing(option, message, t
 
 
 def test_stale_checkpoint_temporaries_are_removed_and_checkpoints_kept(tmp_path):
-    from zoo import callbacks
+    from zoo.training import callbacks
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
@@ -265,7 +266,8 @@ def test_a_diverging_run_stops_with_exit_1_and_exports_nothing(tmp_path, capsys)
 
 
 def test_export_refuses_non_finite_weights(tmp_path):
-    from zoo import export, flows
+    from zoo.models import flows
+    from zoo.serving import export
 
     model = flows.NICE((4, 4, 1), 4, num_couplings=2, hidden_units=[8])
     model.trainable_weights[0].assign(np.full(model.trainable_weights[0].shape, np.nan))
@@ -275,7 +277,7 @@ def test_export_refuses_non_finite_weights(tmp_path):
 
 
 def test_the_skipped_steps_guard_counts_replica_shares_and_whole_epochs():
-    from zoo import callbacks
+    from zoo.training import callbacks
 
     class Model:
         stop_training = False

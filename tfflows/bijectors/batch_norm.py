@@ -46,8 +46,9 @@ class BatchNorm(FlowBijector):
         ``chain.inverse(y, **{bn.name: {"training": False}})``.
       validate_args: also check inputs for NaN / Inf at run time.
       name: bijector name; unique by default.
-      state: the `BijectorWeights` holding ``log_gamma``, ``beta``, ``moving_mean``,
-        ``moving_variance``; created when None (given on restore).
+
+    Its weights, ``log_gamma``, ``beta``, ``moving_mean`` and ``moving_variance``, live in one
+    `BijectorWeights` layer (``keras_layers``), created with the bijector.
     """
 
     takes_training = True

@@ -1,0 +1,154 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.checks import randomize
+from zoo.models import flows
+from zoo.serving import export
+
+SIGNATURES = ["decode", "encode", "log_prob", "sample", "serving_default"]
+
+# Runs in a fresh interpreter: loads the SavedModel with TensorFlow alone and calls every
+# signature on the inputs in inputs.npz.
+LOADER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    path, inputs, out = sys.argv[1:]
+    loaded = tf.saved_model.load(path)
+    arrays = dict(np.load(inputs))
+    results = {}
+    for name in ["log_prob", "serving_default", "encode"]:
+        for key, value in loaded.signatures[name](images=tf.constant(arrays["images"])).items():
+            results[f"{name}/{key}"] = value.numpy()
+    for name in ["sample", "decode"]:
+        for key, value in loaded.signatures[name](z=tf.constant(arrays["z"])).items():
+            results[f"{name}/{key}"] = value.numpy()
+    ours = [m for m in sys.modules
+            if m.split(".")[0] in ("tfflows", "zoo", "tensorflow_probability")]
+    assert not ours, ours
+    np.savez(out, **results)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = flows.RealNVP((8, 8, 1), 17, num_scales=2, filters=8, num_blocks=1)
+    randomize(model.bijector_layers, seed=1, scale=0.05)
+    base = str(tmp_path_factory.mktemp("serving"))
+    return model, base, export.export(model, base, model_name="realnvp")
+
+
+def run(args, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ""}
+    return subprocess.run(args, capture_output=True, text=True, env=env, check=False, **kwargs)
+
+
+def test_layout_versions_and_signature_manifest(exported):
+    model, base, path = exported
+    assert path == os.path.join(base, "realnvp", "1")
+    assert export.next_version(os.path.join(base, "realnvp")) == 2
+    with open(os.path.join(path, "assets.extra", "signatures.json")) as f:
+        manifest = json.load(f)
+    image = {"dtype": "float32", "shape": [-1, 8, 8, 1]}
+    inputs = {name: sig["inputs"] for name, sig in manifest["signatures"].items()}
+    assert inputs == {
+        "log_prob": {"images": image},
+        "sample": {"z": image},
+        "encode": {"images": image},
+        "decode": {"z": image},
+        "serving_default": {"images": image},
+    }
+    assert manifest["signatures"]["log_prob"]["outputs"] == {
+        "bits_per_dim": {"dtype": "float32", "shape": [-1]},
+        "log_prob": {"dtype": "float32", "shape": [-1]},
+    }
+    with pytest.raises(FileExistsError, match="immutable"):
+        export.export(model, base, model_name="realnvp", version=1)
+
+
+def test_savedmodel_reproduces_the_keras_model_without_our_code(exported, tmp_path):
+    model, _, path = exported
+    images = tf.random.stateless_uniform((4, 8, 8, 1), seed=[3, 4], minval=0.01, maxval=0.99)
+    z = tf.random.stateless_normal((3, 8, 8, 1), seed=[5, 6])
+    np.savez(tmp_path / "inputs.npz", images=images.numpy(), z=z.numpy())
+    script = tmp_path / "load.py"
+    script.write_text(LOADER)
+    # Run from an empty folder so that neither package can be imported from the checkout.
+    result = run(
+        [
+            sys.executable,
+            str(script),
+            path,
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    log_prob = model.log_prob(images).numpy()
+    np.testing.assert_allclose(out["log_prob/log_prob"], log_prob, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out["serving_default/log_prob"], log_prob, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out["log_prob/bits_per_dim"], model.bits_per_dim(images), rtol=1e-5)
+    np.testing.assert_allclose(out["encode/z"], model.encode(images), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["decode/images"], model.decode(z), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["sample/images"], np.clip(model.decode(z), 0.0, 1.0), atol=1e-5)
+    decoded, log_prob = model.decode_and_log_prob(z)
+    np.testing.assert_allclose(out["sample/log_prob"], log_prob, rtol=1e-5, atol=1e-3)
+    log_det = -model.encode_with_log_det(decoded)[1]
+    np.testing.assert_allclose(out["decode/log_det"], log_det, rtol=1e-4, atol=1e-2)
+
+
+def test_saved_model_cli_shows_and_runs_the_signatures(exported, tmp_path):
+    model, _, path = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = run([cli, "show", "--dir", path, "--all"])
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    for name in SIGNATURES:
+        assert f"signature_def['{name}']" in shown.stdout
+    assert "inputs['images']" in shown.stdout and "outputs['bits_per_dim']" in shown.stdout
+
+    images = np.full((2, 8, 8, 1), 0.5, np.float32)
+    np.save(tmp_path / "images.npy", images)
+    ran = run(
+        [
+            cli,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "log_prob",
+            "--inputs",
+            f"images={tmp_path / 'images.npy'}",
+            "--outdir",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "o" / "log_prob.npy"), model.log_prob(images), rtol=1e-5, atol=1e-4
+    )
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path):
+    class Broken(flows.NICE):
+        def serving_endpoints(self):
+            def fail(images):
+                raise RuntimeError("tracing failed")
+
+            return {"log_prob": (fail, [tf.TensorSpec([None, 4, 4, 1], tf.float32)])}
+
+    with pytest.raises(RuntimeError, match="tracing failed"):
+        export.export(Broken((4, 4, 1), 256, hidden_units=(8,)), str(tmp_path), model_name="b")
+    assert os.listdir(tmp_path / "b") == []

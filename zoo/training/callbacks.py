@@ -1,0 +1,225 @@
+"""The training run's callbacks: atomic checkpoints, the guard against runs of skipped steps,
+the time budget, and the model's pictures in TensorBoard."""
+
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+
+from zoo.models.checks import non_finite_variables
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped because its steps kept having a non-finite loss or gradient."""
+
+
+def save_atomically(model, path):
+    """``model.save(path)`` through a temporary file in the same folder, renamed into place."""
+    folder, name = os.path.split(path)
+    staging = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(staging)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+def _link_atomically(folder, source, name):
+    """``folder/name`` becomes the file ``folder/source`` (a hard link; a copy where links are
+    not supported), replacing the old ``name`` in one step."""
+    staging = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
+    try:
+        try:
+            os.link(os.path.join(folder, source), staging)
+        except OSError:
+            shutil.copyfile(os.path.join(folder, source), staging)
+        os.replace(staging, os.path.join(folder, name))
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the model (weights and optimizer state) after every epoch as
+    ``resume-NNNN.keras``, which ``last.keras`` then names, as does ``best.keras`` on a new lowest
+    ``monitor`` value (``monitor`` None: no ``best.keras``); then calls
+    ``on_saved(epoch, logs, file_name, best)`` (`zoo.training.run` records its resume
+    state there) and removes older ``resume-*`` files.
+
+    Keras' ``ModelCheckpoint`` writes the file in place, so an interrupted save leaves a broken
+    checkpoint under the final name; here every file is complete before it is renamed into place
+    (``os.replace`` is atomic), so a kill leaves the previous one. A model with non-finite
+    weights is not saved.
+    """
+
+    def __init__(self, folder, monitor="val_loss", best=float("inf"), on_saved=None):
+        super().__init__()
+        self.folder = folder
+        self.monitor = monitor
+        self.best = best
+        self.on_saved = on_saved
+
+    def on_train_begin(self, logs=None):
+        """Removes temporaries a killed save left behind (``save_atomically``'s names)."""
+        if os.path.isdir(self.folder):
+            for name in os.listdir(self.folder):
+                if name.startswith(".") and name.endswith(".tmp.keras"):
+                    os.remove(os.path.join(self.folder, name))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        bad = non_finite_variables(self.model)
+        if bad:
+            print(f"not saving epoch {epoch + 1}: non-finite weights in {', '.join(bad[:3])}")
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        name = f"resume-{epoch + 1:04d}.keras"
+        save_atomically(self.model, os.path.join(self.folder, name))
+        _link_atomically(self.folder, name, "last.keras")
+        value = logs.get(self.monitor) if self.monitor else None
+        if value is not None and value < self.best:
+            self.best = float(value)
+            _link_atomically(self.folder, name, "best.keras")
+        if self.on_saved is not None:
+            self.on_saved(epoch, logs, name, self.best)
+        for other in os.listdir(self.folder):
+            if other.startswith("resume-") and other != name:
+                os.remove(os.path.join(self.folder, other))
+
+
+class SkippedStepsGuard(keras.callbacks.Callback):
+    """Stops training after ``patience`` consecutive skipped train steps, across epochs, or an
+    epoch whose every step was skipped (the ``skipped_steps`` a zoo model's train step logs: a
+    non-finite loss or gradient, see `tfflows.minimize`).
+
+    A few in a row are normal early in float16 training, while the loss scale comes down; a
+    long run of them means the run has diverged or the data holds NaN / inf. ``failure`` then
+    says what happened (`zoo.training.run` raises `TrainingDiverged` with it).
+    """
+
+    def __init__(self, patience=25):
+        super().__init__()
+        self.patience = patience
+        self.in_a_row = 0
+        self.failure = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.seen, self.steps = epoch, 0.0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # The epoch's running count; under tf.distribute a batch's log may show a replica's
+        # share of a step, so any rise counts.
+        skipped = float((logs or {}).get("skipped_steps", 0.0))
+        self.in_a_row = self.in_a_row + 1 if skipped > self.seen + 1e-6 else 0
+        self.seen, self.steps = skipped, self.steps + 1
+        if self.in_a_row >= self.patience:
+            self._fail(f"{self.in_a_row} steps in a row had")
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = float((logs or {}).get("skipped_steps", 0.0))
+        if self.failure is None and self.steps and skipped > self.steps - 0.5:
+            self._fail(f"all {self.steps} steps of the epoch had")
+
+    def _fail(self, what):
+        self.failure = (
+            f"training stopped in epoch {self.epoch + 1}: {what} a non-finite loss or gradient "
+            "and were skipped; lower the learning rate or look for NaN / inf in the data"
+        )
+        self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once ``seconds`` of training time have passed (checked every batch).
+
+    Training time is the time of the epochs' training batches: from the start of each epoch
+    to its validation, or to this callback's ``on_epoch_end`` (put it first among the callbacks,
+    so that checkpoints, pictures and logs written at the end of an epoch fall outside). It
+    bounds the budget and the speed. Also measures steady-state speed: ``steady_batches``
+    batches in ``steady_seconds``, counted from the end of the first batch, so that tracing the
+    train step is left out. ``clock``: the time in seconds, `time.perf_counter` by default (a
+    test gives its own).
+    """
+
+    def __init__(self, seconds=float("inf"), clock=time.perf_counter):
+        super().__init__()
+        self.seconds = seconds
+        self.clock = clock
+        self.batches = 0
+        self.elapsed = 0.0
+        self.steady_batches = 0
+        self.steady_seconds = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.start = self.clock()
+        self._paused = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        self.batches += 1
+        if self.batches == 1:
+            self.first_batch_end = now
+        else:
+            self.steady_batches += 1
+            self.steady_seconds = now - self.first_batch_end
+        self.elapsed = now - self.start
+        if self.elapsed >= self.seconds:
+            self.model.stop_training = True
+
+    def on_test_begin(self, logs=None):
+        self._pause()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._pause()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._paused is not None:
+            paused = self.clock() - self._paused
+            self.start += paused
+            if hasattr(self, "first_batch_end"):
+                self.first_batch_end += paused
+            self._paused = None
+
+    def _pause(self):
+        if self._paused is None:
+            self._paused = self.clock()
+
+
+class PicturesToTensorBoard(keras.callbacks.Callback):
+    """After every epoch, the model's own pictures (`zoo.models.ZooModel.write_artifacts`: sample
+    grids, reconstructions, confusion matrices, whatever the model draws at the end of a run)
+    as TensorBoard image summaries in ``log_dir``, one series per picture named after its file,
+    stepped by epoch like the scalars of `keras.callbacks.TensorBoard`. The pictures are drawn
+    on ``data`` (the held-out set) with a fixed ``seed``, so one series shows the same latents
+    evolving."""
+
+    def __init__(self, log_dir, data, seed=0, temperature=1.0):
+        super().__init__()
+        self.log_dir, self.data = log_dir, data
+        self.seed, self.temperature = seed, temperature
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        with tempfile.TemporaryDirectory() as scratch:
+            names = self.model.write_artifacts(
+                scratch, self.data, seed=self.seed, temperature=self.temperature
+            )
+            with self.writer.as_default(step=epoch):
+                for name in names:
+                    if name.endswith(".png"):
+                        image = tf.io.decode_png(tf.io.read_file(os.path.join(scratch, name)))
+                        tf.summary.image(name.removesuffix(".png"), image[None])
+            self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,389 @@
+"""The one training run every zoo model goes through (`zoo train`, bench/, saved_models/).
+
+``run(RunConfig(model="dcgan"))`` takes these steps (`Run`), asking the model what differs
+between models through its contract (`zoo.models.contract`):
+
+1. `Run.resume_state`: the interrupted (or finished) run with the same options in the output
+   folder, if any (`zoo.training.resume`);
+2. `Run.plan`: the model's recipe settles the run's options (``plan_run``) and its prerequisite
+   runs are trained first (e.g. the pretraining a transfer model builds on);
+3. `Run.load_data`: seed, dtype policy (`zoo.training.precision`), the training and held-out
+   data as the model asks for them (``data_spec``);
+4. `Run.build`: the model from the data's description, compiled with its defaults, in the
+   strategy's scope (`zoo.training.distribute`); the batches it can train on;
+5. `Run.train`: its phases (``training_phases``), each a ``fit`` with atomic checkpoints, the
+   CSV log, the time budget, the learning-rate schedule, TensorBoard and the model's own
+   callbacks, recorded for resuming after every epoch;
+6. `Run.report`: held-out ``evaluate``, ``model.keras``, the loss curves, the model's pictures,
+   the SavedModel (`zoo.serving.export`) and ``metrics.json`` with its headline figures.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import plots, registry
+from zoo.serving import export
+from zoo.training import callbacks, distribute, precision, resume
+from zoo.training.schedule import LearningRateSchedule
+
+
+def run(config):
+    """Trains ``config.model`` as ``config`` (a `zoo.training.RunConfig`) says; returns the
+    dict written to metrics.json.
+
+    The run sets the global Keras dtype policy its options pick (`zoo.training.precision`) and
+    puts the caller's back when it returns or fails: models built after it are the caller's
+    business.
+    """
+    previous = keras.config.dtype_policy()
+    try:
+        return Run(config).execute()
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def batches_per_pass(ds):
+    """The number of batches in one pass over ``ds`` (counted when tf.data cannot say, e.g.
+    after a filter). Training repeats its data and takes this many steps an epoch: `fit` then
+    keeps one iterator, so a resumed run skips exactly the batches already seen (a finite
+    dataset gets one or two iterators an epoch, depending on whether its length is known)."""
+    count = int(ds.cardinality())
+    if count < 0:
+        count = int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    return count
+
+
+class Run:
+    """One training run, its steps in the order `execute` takes them (module docstring)."""
+
+    def __init__(self, config):
+        config.check()
+        self.config = config
+        self.strategy = distribute.make_strategy(config.strategy)
+        self.entry = registry.entry(config.model)
+        self.multi_worker = config.strategy == "multi-worker"
+        self.chief = distribute.is_chief(self.strategy)
+        self.out = config.output_folder()
+        self.shared_out = self.out
+        if not self.chief:  # a worker but the first: its files go to a scratch folder
+            self.out = tempfile.mkdtemp(prefix="zoo-worker-")
+        self.folder = os.path.join(self.out, "checkpoints")
+
+    def execute(self):
+        state = self.resume_state()
+        if state is not None and state.finished:
+            print(f"{self.out} holds this run, finished; rerun with --restart to train again.")
+            with open(os.path.join(self.out, "metrics.json")) as f:
+                return json.load(f)
+        self.plan()
+        self.load_data()
+        self.build()
+        self.train(state)
+        return self.report()
+
+    # 1. Where a previous run in this folder stands.
+
+    def resume_state(self):
+        """The `resume.RunState` to continue (None: start afresh); its fingerprint is of the
+        options as given, before the model's plan changes them."""
+        self.fingerprint = resume.fingerprint(self.config)
+        # Workers resuming from different epochs would wait on each other for ever.
+        if self.config.restart or self.multi_worker:
+            return None
+        return resume.load(self.folder, self.config)
+
+    # 2. The model's plan, and the runs it needs first.
+
+    def plan(self):
+        """Applies the model's `RunPlan`: its prerequisite runs (each resumed or reported like
+        any run), whose trained models become constructor options, then its changes; a
+        prerequisite's share of the time budget is taken off the run's."""
+        config, cls = self.config, self.entry.cls
+
+        def describe():
+            everything = dataclasses.replace(config, classes=None, labels_per_class=None)
+            return everything.load(config.train_split, cls.data_spec)[1]
+
+        plan = cls.plan_run(config, describe)
+        changes = dict(plan.changes)
+        options = dict(changes.pop("options", config.options))
+        budget_left = 1.0
+        for prerequisite in plan.prerequisites:
+            if prerequisite.what:
+                print(prerequisite.what)
+            share = prerequisite.budget_share
+            first = dataclasses.replace(
+                config,
+                **{
+                    **prerequisite.changes,
+                    "model": registry.name_of(prerequisite.model),
+                    "out": os.path.join(config.output_folder(), prerequisite.folder),
+                    "export": False,
+                    "time_budget": config.time_budget and config.time_budget * share,
+                },
+            )
+            run(first)
+            options[prerequisite.option] = os.path.join(first.out, "model.keras")
+            budget_left -= share
+        self.config = dataclasses.replace(
+            config,
+            **changes,
+            options=options,
+            time_budget=config.time_budget and config.time_budget * budget_left,
+        )
+
+    # 3. Seed, precision and data.
+
+    def load_data(self):
+        config, cls = self.config, self.entry.cls
+        keras.utils.set_random_seed(config.seed)
+        bfloat16 = cls.prefers_bfloat16({**self.entry.defaults, **config.options})
+        self.policy, self.why = precision.set_policy(config.mixed_precision, bfloat16)
+        spec = cls.data_spec
+        self.train_ds, self.info = config.load(
+            config.train_split, spec, training=True, shuffle=True, seed=config.seed
+        )
+        self.test_ds, _ = config.load(config.test_split, spec, dequantize_seed=config.seed)
+        if self.multi_worker:
+            self.train_ds = distribute.shard_by_data(self.train_ds)
+            self.test_ds = distribute.shard_by_data(self.test_ds)
+
+    # 4. The model, and the batches it trains on.
+
+    def build(self):
+        config = self.config
+        with self.strategy.scope():
+            model = registry.create_model(
+                config.model, self.info, name=config.model, **config.options
+            )
+            model.optimizer_options = config.optimizer_options()
+            model.compile(**model.compile_defaults(config.learning_rate))
+        optimizers = len(model.optimizers_in_use())
+        if config.ema is not None and optimizers != 1:
+            raise ValueError(
+                f"ema: {config.model} trains with {optimizers} optimizers; "
+                "Keras swaps in the weight average of a model's one optimizer only."
+            )
+        # Each replica normalizes its own share of a batch.
+        min_batch = model.min_batch_size * self.strategy.num_replicas_in_sync
+        if config.batch_size < min_batch:
+            raise ValueError(
+                f"{config.model} needs batches of at least {min_batch} examples (batch statistics "
+                f"on each of {self.strategy.num_replicas_in_sync} replicas), got batch_size "
+                f"{config.batch_size}."
+            )
+        if model.min_batch_size > 1:  # and no last, smaller batch either
+            self.train_ds = self.train_ds.filter(
+                lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= min_batch
+            )
+        self.steps_per_epoch = config.steps_per_epoch
+        if not self.multi_worker:
+            self.steps_per_epoch = self.steps_per_epoch or batches_per_pass(self.train_ds)
+            if not self.steps_per_epoch:
+                raise ValueError(
+                    f"{config.train_split!r} of {self.info.name!r} gives no training batch of at "
+                    f"least {min_batch} examples."
+                )
+            self.train_ds = self.train_ds.repeat()
+        self.model = model
+
+    # 5. The phases of the model's recipe.
+
+    def train(self, state):
+        config, model, info = self.config, self.model, self.info
+        os.makedirs(self.out, exist_ok=True)
+        print(
+            f"{config.model}: {model.count_params():,} weights, dtype policy {self.policy} "
+            f"({self.why}); data {info.name} {list(info.image_shape)} with {info.num_levels} "
+            f"levels, {info.num_examples or '?'} training examples; out {self.out}"
+        )
+        self.phases = model.training_phases(config.epochs)
+        # Before a resume too: it may build what the checkpoint does not hold (a GAN's judge).
+        model.prepare(self.train_ds, info)
+        if state is None:
+            resume.clear(self.folder)
+            state = resume.RunState(config=self.fingerprint)
+        else:
+            where = (
+                self.phases[state.phase].name if state.phase < len(self.phases) else "its results"
+            )
+            print(f"resuming after epoch {state.epoch}, in phase {where}")
+            # The data order and noise continue where they stopped (each pass draws anew).
+            self.train_ds = self.train_ds.skip(state.epoch * self.steps_per_epoch)
+        self.state = state
+        self.budgets = []
+        self.checkpoint = callbacks.AtomicCheckpoint(self.folder, model.monitor, best=state.best)
+        self.guard = callbacks.SkippedStepsGuard()
+        self.history = keras.callbacks.CSVLogger(os.path.join(self.out, "history.csv"), append=True)
+        resume.write_history(state.history, self.history.filename)
+        self.resuming = state.checkpoint is not None
+        for i, phase in enumerate(self.phases):
+            if phase.begin is not None:
+                with self.strategy.scope():
+                    phase.begin()
+            if i >= state.phase:  # else finished before an interruption; its begin() replayed
+                self._fit_phase(i, phase)
+        if self.resuming:  # interrupted after its last phase: only the results are left to write
+            resume.restore(model, os.path.join(self.folder, state.checkpoint), with_optimizer=False)
+
+    def _fit_phase(self, i, phase):
+        config, model, state = self.config, self.model, self.state
+        # Before a restore: the schedule starts from the phase's own learning rate.
+        schedule = LearningRateSchedule(
+            model.optimizers_in_use(),
+            config.lr_schedule,
+            config.warmup_steps,
+            decay_fraction=config.decay_fraction,
+        )
+        if self.resuming:
+            resume.restore(
+                model,
+                os.path.join(self.folder, state.checkpoint),
+                with_optimizer=state.checkpoint_phase == i,
+                seeds=state.seeds,
+            )
+            self.resuming = False
+        if state.phase_epoch == 0:
+            state.starts.append((phase.name, state.epoch + 1))
+        spent = state.phase_seconds
+        budget = config.time_budget or float("inf")
+        share = budget * phase.epochs / sum(p.epochs for p in self.phases)
+        timer = callbacks.TimeBudget(share - spent)
+        self.budgets.append(timer)
+        schedule.total_steps = phase.epochs * self.steps_per_epoch if self.steps_per_epoch else None
+        schedule.timer, schedule.spent, schedule.budget = timer, spent, share
+        if spent >= share:  # its budget ran out before the interruption: the phase is over
+            phase = dataclasses.replace(phase, epochs=state.phase_epoch)
+
+        def on_saved(epoch, logs, name, best):
+            for key, value in logs.items():
+                state.history.setdefault(key, []).append(float(value))
+            state.epoch, state.checkpoint, state.checkpoint_phase = epoch + 1, name, i
+            state.phase, state.best = i, best
+            state.seeds = resume.seed_states(model)
+            state.phase_epoch += 1
+            state.phase_seconds = spent + timer.elapsed
+            state.save(self.folder)
+
+        self.checkpoint.on_saved = on_saved
+        model.fit(
+            self.train_ds,
+            validation_data=self.test_ds,
+            initial_epoch=state.epoch,
+            epochs=state.epoch + phase.epochs - state.phase_epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() or config.verbose else 2,
+            # The budget first: what runs after its epoch end is not training time.
+            callbacks=[timer, *self._callbacks(schedule)],
+        )
+        if self.guard.failure:
+            raise callbacks.TrainingDiverged(f"{self.guard.failure}. Nothing was exported.")
+        if callbacks.non_finite_variables(model):
+            raise callbacks.TrainingDiverged("training made weights NaN or inf; nothing exported")
+        if len(self.phases) > 1:
+            results = model.evaluate(self.test_ds, verbose=0, return_dict=True)
+            state.phase_figures[phase.name] = figures = model.headline(results)
+            print(f"phase {phase.name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        state.seconds += state.phase_seconds
+        state.phase, state.phase_epoch, state.phase_seconds = i + 1, 0, 0.0
+        state.save(self.folder)
+
+    def _callbacks(self, schedule):
+        """A phase's callbacks after its time budget: the schedule logs its rate before the CSV
+        logger writes; the weight average is swapped in for validation after the checkpoint,
+        which keeps the raw weights."""
+        config = self.config
+        scheduled = config.lr_schedule != "constant" or config.warmup_steps
+        boards = []
+        if config.tensorboard:
+            logs = os.path.join(self.out, "logs")
+            pictures = os.path.join(logs, "pictures")
+            boards = [
+                keras.callbacks.TensorBoard(logs, write_graph=False),
+                callbacks.PicturesToTensorBoard(
+                    pictures, self.test_ds, config.seed, config.temperature
+                ),
+            ]
+        return [
+            *([schedule] if scheduled else []),
+            self.checkpoint,
+            self.history,
+            self.guard,
+            *([keras.callbacks.SwapEMAWeights()] if config.ema is not None else []),
+            *boards,
+            *self.model.fit_callbacks(self.out),
+        ]
+
+    # 6. The figures, the files and the export.
+
+    def report(self):
+        config, model, info, state = self.config, self.model, self.info, self.state
+        results = model.evaluate(self.test_ds, verbose=0, return_dict=True)
+        if self.multi_worker:
+            folder = self.out if self.chief else self.shared_out
+            report = distribute.write_worker_report(self.strategy, model, results, folder)
+            if not self.chief:
+                shutil.rmtree(self.out, ignore_errors=True)
+                return report
+        out = self.out
+        callbacks.save_atomically(model, os.path.join(out, "model.keras"))
+        plots.loss_curve(state.history, os.path.join(out, "loss_curve.png"), phases=state.starts)
+        pictures = model.write_artifacts(
+            out, self.test_ds, seed=config.seed, temperature=config.temperature
+        )
+        exported = (
+            export.export(model, os.path.join(out, "export"), model_name=config.model)
+            if config.export
+            else None
+        )
+        steady_batches = sum(b.steady_batches for b in self.budgets)
+        steady_seconds = sum(b.steady_seconds for b in self.budgets)
+        # None when every phase was one batch long: no steady-state batch to time.
+        steady = steady_batches * config.batch_size / steady_seconds if steady_batches else None
+        headline = model.headline(results)
+        metrics = {
+            "model": config.model,
+            "dataset": info.name,
+            "train_split": config.train_split,
+            "test_split": config.test_split,
+            "num_levels": info.num_levels,
+            "image_shape": list(info.image_shape),
+            "classes": list(info.classes) if info.classes is not None else None,
+            "train_examples": info.num_examples,
+            "epochs_run": state.epoch,
+            "train_seconds": round(state.seconds, 1),
+            "train_examples_per_second": round(steady, 1) if steady else None,
+            **headline,
+            "held_out": {k: float(v) for k, v in results.items()},
+            **({"phases": state.phase_figures} if state.phase_figures else {}),
+            "dtype_policy": self.policy,
+            "weights": model.count_params(),
+            "config": model.get_config(),
+            "command": config.command,
+            "versions": {
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "tensorflow_probability": tfp.__version__,
+            },
+            "export": exported,
+        }
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump(metrics, f, indent=2, default=str)
+        state.finished = True
+        state.save(self.folder)
+        figures = ", ".join(f"{k} {v}" for k, v in headline.items())
+        speed = metrics["train_examples_per_second"]
+        speed = f"{speed} examples/s" if speed else "too short to time"
+        print(f"held-out: {figures}; {speed}, {state.seconds:.0f} s")
+        written = ["model.keras", "loss_curve.png", *pictures, "metrics.json"]
+        print(f"wrote {', '.join(written)} in {out}" + (f"; export {exported}" if exported else ""))
+        return metrics
