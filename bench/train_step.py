@@ -20,7 +20,7 @@ bfloat16``, the same step without Keras (`floor`: what TensorFlow's kernels allo
 and ``zoo mixed_bfloat16 unguarded``, an ablation: the zoo step without the non-finite-step
 guard of tfflows.gradient_step, which makes every update wait for the last gradient; ``zoo
 mixed_bfloat16 EMA`` adds Keras' weight average at 0.999 (``--ema``), updated every step or
-every 10th (``--ema-every``, `zoo.optimizers.FusedAdam`); these two run only when named in
+every 10th (``--ema-every``, `zoo.models.optimizers.FusedAdam`); these two run only when named in
 ``--variants``.
 ``--quality-steps N`` also trains each zoo variant N steps from the same seed and prints its
 held-out figure on the last 1,000 images (bits/dim, or the loss; issue 10's bound for NICE:

@@ -1,4 +1,4 @@
-"""The local sources of `zoo.data_files` through `zoo.data.load`: .npz arrays of any name,
+"""The local sources of `zoo.data.files` through `zoo.data.load`: .npz arrays of any name,
 LIBSVM text (USPS), folders of images; and `zoo train` on a folder of PNGs."""
 
 import bz2

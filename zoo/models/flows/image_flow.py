@@ -155,7 +155,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
         }
 
     def serving_endpoints(self):
-        """Signatures for `zoo.export`: ``log_prob`` (also ``serving_default``), ``sample``,
+        """Signatures for `zoo.serving.export`: ``log_prob`` (also ``serving_default``), ``sample``,
         ``encode``, ``decode``. Inputs ``images`` ``[batch, H, W, C]`` float32 in ``[0, 1]``
         (dequantized), ``z`` ``[batch, *latent_shape]``; to sample at a temperature ``T``, the
         caller draws ``z`` from the prior and multiplies it by ``T``. ``sample`` also returns

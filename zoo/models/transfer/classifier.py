@@ -44,8 +44,8 @@ def _pool_layer(pooling, dtype):
 @keras.saving.register_keras_serializable(package="zoo")
 class TransferClassifier(ZooModel, keras.Model):
     """A classifier of images in ``[0, 1]``: the backbone's input preparation (resize, channels,
-    its own scaling; `zoo.backbones.BackboneInput`), the backbone, pooling, dropout and a dense
-    head whose logits stay float32 under mixed precision.
+    its own scaling; `zoo.models.transfer.backbones.BackboneInput`), the backbone, pooling,
+    dropout and a dense head whose logits stay float32 under mixed precision.
 
     ``compile()`` with `compile_defaults` (Adam, sparse cross-entropy of logits, accuracy), then
     ``fit`` trains the head; ``unfreeze(...)`` then ``fit`` fine-tunes.
@@ -61,7 +61,7 @@ class TransferClassifier(ZooModel, keras.Model):
       image_shape: ``(H, W, C)`` of the data the model takes.
       weights: a named backbone's weights: ``"imagenet"`` (from the Keras cache; never
         downloaded), None (random) or the path of a weights file.
-      input_size, input_scaling, endpoint, output_key: see `zoo.backbones.resolve`.
+      input_size, input_scaling, endpoint, output_key: see `zoo.models.transfer.backbones.resolve`.
       pooling: ``"avg"``, ``"max"`` or ``"flatten"`` of 4-D features; default ``"avg"`` for
         an application (ImageNet networks end in a few pixels of many channels) and
         ``"flatten"`` otherwise: on the zoo's small images where a stroke is carries the class

@@ -44,7 +44,7 @@ class SavedModelFlow(tf.Module):
         if "log_det" not in out:
             raise ValueError(
                 f"The SavedModel at {self.path} has no decode log_det (exported before zoo "
-                "gave one): re-export its model with zoo.export."
+                "gave one): re-export its model with zoo.serving.export."
             )
         return out["images"], out["log_det"]
 
