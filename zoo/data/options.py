@@ -60,17 +60,7 @@ class DataOptions:
             kwargs.update(scaling=spec.scaling, with_labels=spec.labels)
         if training:
             kwargs.setdefault("per_class", self.labels_per_class)
-        return load(
-            self.dataset,
-            split,
-            data_dir=self.data_dir,
-            download=self.download,
-            image_size=self.image_size,
-            color=self.color,
-            num_levels=self.num_levels,
-            x_key=self.x_key,
-            y_key=self.y_key,
-            classes=self.classes,
-            batch_size=self.batch_size,
-            **kwargs,
-        )
+        options = {name: getattr(self, name) for name in self.names()}
+        name = options.pop("dataset")
+        del options["labels_per_class"]
+        return load(name, split, **options, **kwargs)
