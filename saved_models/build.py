@@ -9,9 +9,9 @@ MNIST images in ../shared/data/mnist, which a fresh clone does not have), then c
 SavedModel to saved_models/NAME/1/ (the layout `tensorflow_model_server
 --model_base_path=saved_models/NAME` serves) and the run's model.keras to saved_models/NAME/
 (what `zoo.from_preset(NAME)` loads), and writes saved_models/NAME/card.json and MODEL_CARD.md from
-the run's metrics.json. tests/zoo/test_saved_models.py reloads each, as a SavedModel and as a
-preset, and checks its card's held-out bits/dim. Every preset trains in float32, the policy that
-runs anywhere.
+the run's metrics.json. tests/zoo/serving/test_saved_models.py reloads each, as a SavedModel and
+as a preset, and checks its card's held-out bits/dim. Every preset trains in float32, the policy
+that runs anywhere.
 """
 
 import json

@@ -28,9 +28,10 @@ import os
 import sys
 
 from zoo import data, plots, registry, training
+from zoo.models import transflow
 from zoo.models.checks import whole_number
 from zoo.serving import export, presets
-from zoo.training import precision
+from zoo.training import distribute, precision
 
 RESTART_HELP = (
     "start over in --out; without it, a rerun resumes the interrupted run there (same options)"
@@ -76,7 +77,7 @@ def add_data_options(parser, batch_size):
     parser.add_argument("--data-dir", default=None, help="TFDS data folder")
     parser.add_argument("--download", action="store_true", help="let TFDS download the data")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize images")
-    parser.add_argument("--color", choices=["grayscale", "rgb"], help="convert images")
+    parser.add_argument("--color", choices=data.COLORS[1:], help="convert images")
     parser.add_argument(
         "--num-levels",
         type=int,
@@ -167,7 +168,7 @@ def add_training_options(parser):
     )
     parser.add_argument(
         "--strategy",
-        choices=["none", "mirrored", "multi-worker"],
+        choices=distribute.STRATEGIES,
         default="none",
         help="tf.distribute: none, mirrored (this machine's GPUs), multi-worker (from TF_CONFIG; "
         "run the same command on every worker)",
@@ -209,22 +210,25 @@ def add_split_options(parser, examples, test, per_class):
     )
 
 
+def _fields(args, options):
+    """The fields of the dataclass ``options`` that parsed ``args`` name (an argument left at
+    None keeps the field's own default)."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(options)
+        if getattr(args, f.name, None) is not None
+    }
+
+
 def run_config(args, **fields):
-    """The `zoo.training.RunConfig` of parsed ``args``: every argument named as a field (an
-    argument left at None keeps the field's own default), then ``fields``."""
-    given = {}
-    for field in dataclasses.fields(training.RunConfig):
-        value = getattr(args, field.name, None)
-        if value is not None or field.default is None:
-            given[field.name] = value
-    given.update(command="zoo " + " ".join(args.argv), **fields)
-    return training.RunConfig(**given)
+    """The `zoo.training.RunConfig` of parsed ``args``, then ``fields``."""
+    command = "zoo " + " ".join(args.argv)
+    return training.RunConfig(**{**_fields(args, training.RunConfig), "command": command, **fields})
 
 
 def data_options(args):
-    """The `zoo.data.DataOptions` of parsed ``args`` (an argument left at None: the default)."""
-    given = {name: getattr(args, name, None) for name in data.DataOptions.names()}
-    return data.DataOptions(**{k: v for k, v in given.items() if v is not None})
+    """The `zoo.data.DataOptions` of parsed ``args``."""
+    return data.DataOptions(**_fields(args, data.DataOptions))
 
 
 # The commands.
@@ -348,7 +352,7 @@ def build_parser():
     p.add_argument("--strength", type=float, default=1.0, help="the prior's weight, in examples")
     p.add_argument(
         "--variance",
-        choices=["fixed", "estimate"],
+        choices=transflow.VARIANCES,
         default="fixed",
         help="fixed: the flow's base variance; estimate: a per-class, per-dimension posterior",
     )

@@ -24,10 +24,11 @@ images of each, the few-label subsets of transfer learning.
 
 from zoo.data.files import CorruptFileError, DatasetUnavailableError, read_idx
 from zoo.data.options import DataOptions
-from zoo.data.pipeline import SCALINGS, DataInfo, load
+from zoo.data.pipeline import COLORS, SCALINGS, DataInfo, load
 from zoo.data.sources import DIGITS
 
 __all__ = [
+    "COLORS",
     "DIGITS",
     "SCALINGS",
     "CorruptFileError",

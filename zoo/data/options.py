@@ -1,9 +1,9 @@
 """`DataOptions`: where a run's images come from and how they are read, as one object.
 
-It travels whole from the command line (`zoo.cli`'s data options, one argument per field) through
-`zoo.training.RunConfig` (which extends it) and its resume fingerprint to `zoo.data.load`
-(`DataOptions.load`). A new option is a field here, a keyword of `load` of the same name, and an
-argument of the command line's data group.
+It travels whole from the command line (`zoo.cli`'s option groups: one argument per field,
+named as the field) through `zoo.training.RunConfig` (which extends it) and its resume
+fingerprint to `zoo.data.load` (`DataOptions.load`). A new option is a field here, a keyword of
+`load` of the same name, and an argument of the command line's data group.
 """
 
 import dataclasses

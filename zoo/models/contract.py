@@ -7,8 +7,9 @@ A zoo model is a `keras.Model` that also subclasses `ZooModel` (listed first amo
 in three groups, one class each:
 
 `TheModel`, what the model is, takes and gives:
-  ``data_spec``, ``from_data``, ``check_data``, ``data_options``, ``serving_endpoints``,
-  ``export_resources``, ``export_metadata``, ``sample``, ``feature_extractor``.
+  ``data_spec``, ``class_labels``, ``from_data``, ``check_data``, ``data_options``,
+  ``serving_endpoints``, ``export_resources``, ``export_metadata``, ``sample``,
+  ``feature_extractor``.
 `Recipe`, how the model trains:
   ``prefers_bfloat16``, ``plan_run``, ``compile_defaults`` (with ``optimizer_options``, through
   ``adam``), ``optimizers_in_use``, ``min_batch_size``, ``training_phases``, ``prepare``,
@@ -92,6 +93,9 @@ class TheModel:
 
     #: How it wants its data scaled, and whether with labels (`DataSpec`).
     data_spec = DataSpec()
+    #: A classifier's dataset label of each of its outputs (its classes renumbered
+    #: ``0 .. k-1`` in training); None for a model that does not classify.
+    class_labels = None
 
     @classmethod
     def from_data(cls, info, **options):
@@ -116,9 +120,9 @@ class TheModel:
 
     def data_options(self):
         """`zoo.data.DataOptions` fields that the trained model's data must be loaded with
-        unless the user says otherwise: e.g. a classifier's ``classes``, so that its outputs'
-        numbering holds (``zoo evaluate``). None by default."""
-        return {}
+        unless the user says otherwise (``zoo evaluate``): a classifier's ``classes`` (its
+        `class_labels`), so that its outputs' numbering holds; nothing for other models."""
+        return {} if self.class_labels is None else {"classes": tuple(self.class_labels)}
 
     def serving_endpoints(self):
         """The SavedModel's signatures (`zoo.serving.export`): an ordered mapping from
@@ -128,7 +132,7 @@ class TheModel:
 
     def export_resources(self):
         """Objects the export must track beyond the model (e.g. a loaded SavedModel whose
-        functions an endpoint calls). None by default."""
+        functions an endpoint calls). None by default: an empty list."""
         return []
 
     def export_metadata(self):
@@ -221,7 +225,7 @@ class Report:
     def write_artifacts(self, out, data, seed=0, temperature=1.0):
         """Writes the model's pictures (PNG) into the folder ``out``, drawn on the held-out
         ``data`` with a fixed ``seed``; returns the file names written. Also drawn every epoch
-        into TensorBoard. None by default."""
+        into TensorBoard. None by default: an empty list."""
         return []
 
 

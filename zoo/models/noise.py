@@ -18,6 +18,14 @@ def standard_normal(shape, seed=None):
     return tf.random.stateless_normal(shape, seed=seed)
 
 
+def tfp_seed(seed):
+    """``seed`` as TFP's ``sample(seed=...)`` reads it: None or an int as it is (stateful), a
+    shape-[2] seed as int32, TFP's stateless dtype (a serving signature's may be int64)."""
+    if seed is None or tf.convert_to_tensor(seed).shape.rank == 0:
+        return seed
+    return tf.cast(seed, tf.int32)
+
+
 def training_noise(generator, shape):
     """``N(0, I)`` noise of ``shape`` for a train or test step, drawn from ``generator`` (a
     `keras.random.SeedGenerator` the model owns): resumable, different on each replica

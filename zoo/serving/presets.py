@@ -87,14 +87,15 @@ def from_preset(name):
     with the model's own training recipe (`zoo.models.ZooModel.compile_defaults`), so that
     ``fit`` continues training it (recompile to change the recipe)."""
     folder = preset_folder(name)
-    model = load_model(os.path.join(folder, MODEL_FILE))
+    model = load_model(os.path.join(folder, MODEL_FILE), compile=False)
     model.preset_card = card(folder)
     return model
 
 
-def load_model(name_or_path):
-    """The zoo model in a ``.keras`` file, or a preset's, ready to use: compiled with its own
-    recipe where the file holds no optimizer (as presets do).
+def load_model(name_or_path, compile=True):
+    """The zoo model in a ``.keras`` file, or a preset's, ready to use: with the file's
+    optimizer state where it holds one (``compile``), else compiled with the model's own recipe
+    (`zoo.models.ZooModel.compile_defaults`).
 
     Raises:
       FileNotFoundError, ValueError: no such file or preset; a file that is not a ``.keras``
@@ -108,7 +109,7 @@ def load_model(name_or_path):
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a .keras file: not a zip archive (truncated or corrupt?).")
     try:
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, compile=compile)
     except Exception as error:  # Keras reports a damaged archive in many ways
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(f"Cannot load {path}: {type(error).__name__}: {reason}") from error

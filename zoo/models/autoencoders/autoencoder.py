@@ -116,7 +116,7 @@ class Autoencoder(Hourglass):
     def encode(self, x, training=False):
         """The code ``z = f(x)``, float32 ``[batch, latent_dim]``; in training, with the code
         noise."""
-        h = tf.cast(self.encoder(self.images(x), training=training), tf.float32)
+        h = self.encoded(x, training)
         if training and self.code_noise_std:
             h += self.code_noise_std * training_noise(self.noise, tf.shape(h))
         return self._latent(h)
@@ -125,15 +125,11 @@ class Autoencoder(Hourglass):
         """``x_hat = g(z)``, float32 ``[batch, *image_shape]``."""
         return self._output(self._logits(z, training))
 
-    def reconstruct(self, x):
-        """``g(f(x))``, without noise."""
-        return self.decode(self.encode(x))
-
     def call(self, x, training=False):
         return self.decode(self.encode(x, training), training)
 
     def _logits(self, z, training=False):
-        return tf.cast(self.decoder(z, training=training), tf.float32)
+        return self.decoded(z, training)
 
     def per_example_loss(self, x, logits):
         """The reconstruction loss of each example of ``x`` given the decoder's output."""
@@ -157,11 +153,13 @@ class Autoencoder(Hourglass):
     def _objective(self, x, noise, training=False):
         inputs = x if noise is None else x + self.noise_std * noise
         logits = self._logits(self.encode(inputs, training=training), training=training)
-        return self.per_example_loss(x, logits), logits
+        loss = self.per_example_loss(x, logits)
+        return loss, (loss, logits)
 
-    def _update_metrics(self, x, logits, sample_weight):
+    def _update_metrics(self, x, terms, sample_weight):
+        loss, logits = terms
         squared = per_example_mean(tf.square(x - self._output(logits)))
-        self._log((self.per_example_loss(x, logits), squared, psnr(squared)), sample_weight)
+        self._log((loss, squared, psnr(squared)), sample_weight)
 
     # What the shared paths ask.
 

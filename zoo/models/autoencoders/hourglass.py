@@ -129,12 +129,24 @@ class Hourglass(ZooModel, keras.Model):
     def metrics(self):
         return [*self.trackers, self.skipped_steps]
 
+    def encoded(self, x, training=False):
+        """The encoder's float32 output for images ``x`` (checked: `ZooModel.images`)."""
+        return tf.cast(self.encoder(self.images(x), training=training), tf.float32)
+
+    def decoded(self, z, training=False):
+        """The decoder's float32 output for codes ``z``."""
+        return tf.cast(self.decoder(z, training=training), tf.float32)
+
     def reconstruct(self, x):
-        """``g(f(x))`` without noise, images in ``[0, 1]`` (the subclass says how)."""
-        raise NotImplementedError
+        """``decode(encode(x))``, without noise: images in ``[0, 1]``."""
+        return self.decode(self.encode(x))
 
     def call(self, x, training=False):
         return self.reconstruct(x)
+
+    def bits(self, nats):
+        """Nats per example as bits per value: ``nats / (D log 2)``."""
+        return nats / (self.num_dims * math.log(2.0))
 
     # One step.
 
@@ -203,19 +215,20 @@ class Hourglass(ZooModel, keras.Model):
         def reconstruct(images):
             return {"images": self.reconstruct(images)}
 
-        def decode(z):
-            return {"images": self.decode(z)}
-
         return {
             "reconstruct": (reconstruct, [images_spec]),
             "encode": (self._encoding, [images_spec]),
-            "decode": (decode, [z_spec]),
+            "decode": (self._decoding, [z_spec]),
             **self._more_endpoints(images_spec, z_spec),
         }
 
     def _encoding(self, images):
         """The ``encode`` endpoint's outputs."""
         raise NotImplementedError
+
+    def _decoding(self, z):
+        """The ``decode`` endpoint's outputs."""
+        return {"images": self.decode(z)}
 
     def _more_endpoints(self, images_spec, z_spec):
         return {}

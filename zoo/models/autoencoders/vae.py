@@ -101,11 +101,10 @@ class VAE(Hourglass):
 
     def posterior(self, x, training=False):
         """``(mu, log sigma^2)`` of ``q(z | x)``, float32 ``[batch, latent_dim]`` each."""
-        h = tf.cast(self.encoder(self.images(x), training=training), tf.float32)
-        return tf.split(h, 2, axis=-1)
+        return tf.split(self.encoded(x, training), 2, axis=-1)
 
     def _likelihood_params(self, z, training=False):
-        params = tf.cast(self.decoder(z, training=training), tf.float32)
+        params = self.decoded(z, training)
         if self.likelihood == "discretized_logistic":
             return tf.split(params, 2, axis=-1)
         return [params]
@@ -164,8 +163,7 @@ class VAE(Hourglass):
 
     def iw_bits_per_dim(self, x, num_samples=50, seed=None):
         """``-iw_log_likelihood / (D log 2)``: bits/dim of the discrete data (an upper bound)."""
-        bound = self.iw_log_likelihood(x, num_samples, seed)
-        return -bound / (self.num_dims * math.log(2.0))
+        return self.bits(-self.iw_log_likelihood(x, num_samples, seed))
 
     def encode(self, x):
         """The posterior mean ``mu(x)``."""
@@ -178,10 +176,6 @@ class VAE(Hourglass):
         if self.likelihood == "discretized_logistic":
             return tf.clip_by_value(params[0], 0.0, 1.0)
         return tf.sigmoid(params[0])
-
-    def reconstruct(self, x):
-        """``decode(encode(x))``: the mean image at the posterior mean."""
-        return self.decode(self.encode(x))
 
     def sample(self, num_samples, temperature=1.0, seed=None):
         """``num_samples`` images in ``[0, 1]``: decoder means at ``z ~ N(0, T^2 I)``. ``seed``:
@@ -204,7 +198,7 @@ class VAE(Hourglass):
         loss = kl - log_likelihood
         figures = [loss, -log_likelihood, kl]
         if self.reports_bits:
-            figures.append(loss / (self.num_dims * math.log(2.0)))
+            figures.append(self.bits(loss))
         self._log(figures, sample_weight)
 
     # What the shared paths ask.
@@ -219,18 +213,15 @@ class VAE(Hourglass):
         endpoint is deterministic: ``elbo`` uses one fixed ``eps`` (stateless seed ``[0, 0]``)
         shared by all rows, so an image's figure does not depend on its batch."""
 
-        def decode(z):
-            return {"images": self.decode(z)}
-
         def elbo(images):
             eps = tf.random.stateless_normal([1, self.latent_dim], seed=[0, 0])
             log_likelihood, kl = self.elbo_terms(images, eps)
             out = {"elbo": log_likelihood - kl}
             if self.reports_bits:
-                out["bits_per_dim"] = (kl - log_likelihood) / (self.num_dims * math.log(2.0))
+                out["bits_per_dim"] = self.bits(kl - log_likelihood)
             return out
 
-        return {"sample": (decode, [z_spec]), "elbo": (elbo, [images_spec])}
+        return {"sample": (self._decoding, [z_spec]), "elbo": (elbo, [images_spec])}
 
     def write_artifacts(self, out, data, seed=0, temperature=1.0):
         """``samples.png`` (64 samples at ``temperature``) and ``reconstructions.png``; nothing

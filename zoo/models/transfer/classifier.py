@@ -391,10 +391,6 @@ class TransferClassifier(ZooModel, keras.Model):
         }
         return RunPlan(changes=changes, prerequisites=(pretraining,))
 
-    def data_options(self):
-        """Its classes: the held-out data's labels are renumbered as in training."""
-        return {"classes": tuple(self.class_labels)}
-
     def check_data(self, info):
         super().check_data(info)
         if info.num_classes != self.num_classes:

@@ -53,7 +53,7 @@ from tfflows import (
 from zoo import plots
 from zoo.models import checks
 from zoo.models.contract import DataSpec, Phase, RunPlan, ZooModel
-from zoo.models.noise import standard_normal
+from zoo.models.noise import standard_normal, tfp_seed
 from zoo.models.transflow.saved_model_flow import SavedModelFlow, load_flow
 
 tfd = tfp.distributions
@@ -297,13 +297,14 @@ class Transflow(ZooModel, keras.Model):
             eps = tf.cast(standard_normal(tf.shape(mean), seed), tf.float64)
         else:
             unit = tfd.StudentT(tf.gather(posterior["df"], class_ids), 0.0, 1.0)
-            eps = unit.sample(seed=seed)
+            eps = unit.sample(seed=tfp_seed(seed))
         return mean + tf.cast(temperature, tf.float64) * scale * eps
 
     def sample_latents(self, num_samples, temperature=1.0, seed=None, class_id=0):
         """``z* = m_n + T scale eps`` ``[num_samples, D]`` float64: draws of class
-        ``class_id``'s posterior predictive, its spread times ``temperature``. ``seed``: an int
-        or a shape-[2] stateless seed (None: a fresh draw)."""
+        ``class_id``'s posterior predictive, its spread times ``temperature``. ``seed``: None (a
+        fresh draw), an int (stateful: a new draw each call, fixed by the global seed) or a
+        shape-[2] stateless seed (the same draw every call), as TensorFlow and TFP read seeds."""
         if not 0 <= int(class_id) < self.num_classes:
             raise ValueError(f"class_id must be in 0 .. {self.num_classes - 1}, got {class_id}.")
         num_samples, temperature = sampling_arguments(num_samples, temperature)
@@ -414,10 +415,6 @@ class Transflow(ZooModel, keras.Model):
             "classify": (self.classify, [images]),
             "sample": (sample, [class_ids, temperature, seed]),
         }
-
-    def data_options(self):
-        """Its classes: the held-out data's labels are renumbered as in its posteriors."""
-        return {"classes": tuple(self.class_labels)}
 
     def export_resources(self):
         """What the export must track beyond the model: a SavedModel flow's functions."""
