@@ -42,7 +42,7 @@ def main(argv=None):
     parser = build_parser(__doc__.split("\n")[0])
     parser.add_argument("--window", type=int, default=100, help="steps per line")
     args = parser.parse_args(argv)
-    args.options = cli.parse_set(args.set)
+    args.options = {m: cli.parse_set(args.set, m) for m in args.models}
     folder = tempfile.mkdtemp(prefix="bench-norms-")
     path = os.path.join(folder, "norms.txt")
     record_norms(path)

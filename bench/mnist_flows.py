@@ -53,7 +53,7 @@ def run_config(name, args, out):
         mixed_precision=args.mixed_precision,
         time_budget=60 * args.budget_minutes,
         seed=args.seed,
-        options={**CONFIGS[name], **args.options},
+        options={**CONFIGS[name], **args.options[name]},
         out=os.path.join(out, name),
         export=False,
     )
@@ -67,7 +67,7 @@ def run(name, args, out):
     iw = importance_weighted(saved, args) if args.iw_samples else None
     return {
         "model": name,
-        "config": {**CONFIGS[name], **args.options},
+        "config": {**CONFIGS[name], **args.options[name]},
         "weights": metrics["weights"],
         "train_seconds": metrics["train_seconds"],
         "epochs": metrics["epochs_run"],
@@ -122,7 +122,7 @@ def build_parser(description):
 
 def main(argv=None):
     args = build_parser(__doc__.split("\n")[0]).parse_args(argv)
-    args.options = cli.parse_set(args.set)
+    args.options = {m: cli.parse_set(args.set, m) for m in args.models}
 
     with tempfile.TemporaryDirectory() as scratch:
         rows = [run(m, args, args.out or scratch) for m in args.models]

@@ -21,13 +21,13 @@ destinations are the fields of `zoo.data.DataOptions` and `zoo.training.RunConfi
 """
 
 import argparse
-import ast
 import dataclasses
 import json
 import os
+import signal
 import sys
 
-from zoo import data, plots, registry, training
+from zoo import data, plots, registry, storage, training
 from zoo.models import transflow
 from zoo.models.checks import whole_number
 from zoo.serving import export, presets
@@ -48,18 +48,16 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def parse_set(items):
-    """``key=value`` pairs; values are Python literals where they parse, strings otherwise."""
-    out = {}
+def parse_set(items, model):
+    """``--set key=value`` pairs as model ``model``'s constructor options, each value parsed as
+    its option's type (`zoo.registry.parse_options`)."""
+    texts = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise ValueError(f"--set expects key=value, got {item!r}.")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+        texts[key.strip()] = value
+    return registry.parse_options(model, texts)
 
 
 # The option groups.
@@ -181,6 +179,14 @@ def add_training_options(parser):
         help="stop training after this much time",
     )
     parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="also checkpoint every STEPS steps within an epoch (bounds what a SIGKILL loses; "
+        "SIGTERM and Ctrl-C checkpoint the step they stop at)",
+    )
+    parser.add_argument(
         "--no-tensorboard",
         dest="tensorboard",
         action="store_false",
@@ -235,7 +241,7 @@ def data_options(args):
 
 
 def train(args):
-    return training.run(run_config(args, options=parse_set(args.set)))
+    return training.run(run_config(args, options=parse_set(args.set, args.model)))
 
 
 def transflow_command(args):
@@ -256,7 +262,8 @@ def sample(args):
     sampling_arguments(args.num, args.temperature)
     model = presets.load_model(args.model_path)
     images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0])
-    plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
+    with storage.writing(args.out):
+        plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
     print(f"wrote {args.num} samples to {args.out}")
 
 
@@ -407,14 +414,26 @@ def run(argv=None):
 
 def main(argv=None):
     """The console script: exit status 0 on success; one line on stderr and 2 for a user error
-    (a bad option, a missing or corrupt file, bad data), 1 for a training run that diverged.
+    (a bad option, a missing or corrupt file, bad data, a folder another run holds, a file
+    that could not be written), 1 for a training run that diverged, 128 + the signal's number
+    for a run stopped by SIGTERM or SIGINT (Ctrl-C) after checkpointing where it stopped.
     ``ZOO_TRACEBACK=1`` re-raises."""
     try:
         run(argv)
-    except (ValueError, FileNotFoundError, training.TrainingDiverged) as error:
+    except (ValueError, OSError, training.TrainingDiverged) as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        print(f"zoo: error: {message}", file=sys.stderr)
+        print(f"zoo: error: {_first_line(error)}", file=sys.stderr)
         return 1 if isinstance(error, training.TrainingDiverged) else 2
+    except (training.Interrupted, KeyboardInterrupt) as error:
+        if os.environ.get("ZOO_TRACEBACK"):
+            raise
+        interrupted = isinstance(error, training.Interrupted)
+        print(f"zoo: {_first_line(error) if interrupted else 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(error, "signum", signal.SIGINT)
     return 0
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)

@@ -7,7 +7,12 @@ importing for a name to work, and a model module registers nothing by being impo
 `register` adds a model of one's own.
 """
 
+import ast
 import dataclasses
+import inspect
+import math
+
+import keras
 
 from zoo.models import autoencoders, flows, gan, transfer, transflow
 
@@ -150,3 +155,81 @@ def create_model(model_name, info=None, **options):
     e = entry(model_name)
     options = {**e.defaults, **options}
     return e.cls.from_data(info, **options) if info is not None else e.cls(**options)
+
+
+REQUIRED = inspect.Parameter.empty
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def option_defaults(model_name):
+    """``{option: default}`` of every constructor argument model ``model_name`` takes: its
+    class's and, through ``**kwargs``, its bases' down to `keras.Model`, with the registered
+    defaults applied; `REQUIRED` for an argument without a default."""
+    e = entry(model_name)
+    defaults = {}
+    for cls in e.cls.__mro__:
+        if cls is keras.Model or "__init__" not in vars(cls):
+            continue
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        for p in parameters:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                defaults.setdefault(p.name, p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return {**defaults, **e.defaults}
+
+
+def parse_options(model_name, texts):
+    """Model ``model_name``'s constructor options from ``{option: text}`` (``zoo train --set``),
+    each parsed as its default's type: ``true`` / ``false`` (also yes / no, on / off, 1 / 0)
+    for a bool, a whole number for an int, a number for a float, a Python literal for a tuple
+    or list (``"(256, 256)"``, ``"256,256"``), the text itself for a string; an option without
+    a default or with None reads a Python literal where the text is one, else the text.
+
+    Raises:
+      ValueError: naming an option the model does not take (and those it does), or a text that
+        is not of its option's type.
+    """
+    defaults = option_defaults(model_name)
+    options = {}
+    for key, text in texts.items():
+        if key not in defaults:
+            known = ", ".join(sorted(k for k in defaults if k != "name"))
+            raise ValueError(f"--set {key}: {model_name} has no option {key!r}; it has {known}.")
+        options[key] = _parse(model_name, key, text, defaults[key])
+    return options
+
+
+def _parse(model_name, key, text, default):
+    def refuse(kind):
+        return ValueError(
+            f"--set {key}={text}: {model_name}'s {key} is {kind} (default {default!r}); "
+            f"{text!r} is not one."
+        )
+
+    if isinstance(default, bool):
+        if text.strip().lower() in _TRUE + _FALSE:
+            return text.strip().lower() in _TRUE
+        raise refuse("true or false")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise refuse("a whole number") from None
+    if isinstance(default, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise refuse("a number") from None
+        if not math.isfinite(value):
+            raise refuse("a finite number")
+        return value
+    if isinstance(default, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if isinstance(default, tuple | list):
+            raise refuse("a list, e.g. (256, 256)") from None
+        return text
+    return list(value) if isinstance(default, list) and isinstance(value, tuple) else value

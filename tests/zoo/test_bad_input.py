@@ -137,6 +137,35 @@ def test_damaged_model_files_are_named_as_such(tmp_path, capsys):
     assert "No model file at" in err
 
 
+def test_a_plain_keras_model_is_refused_as_not_a_zoo_model(tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "plain.keras"
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    plain.save(str(path))
+    for argv in (
+        ["sample", str(path), "--out", str(tmp_path / "s.png")],
+        ["evaluate", str(path)],
+        ["export", str(path), "--base-dir", str(tmp_path / "serving")],
+    ):
+        err = _one_line_error(argv, capsys)
+        assert f"{path} holds a keras Sequential, not a zoo model (written by `zoo train`)" in err
+    assert not (tmp_path / "serving").exists() and not (tmp_path / "s.png").exists()
+
+
+def test_a_corrupt_preset_card_is_named(tmp_path, capsys):
+    import zoo
+
+    folder = tmp_path / "broken_preset"
+    folder.mkdir()
+    flows.NICE((4, 4, 1), 4, num_couplings=2, hidden_units=[8]).save(str(folder / "model.keras"))
+    (folder / "card.json").write_text('{"model": "nice", "dataset": ')
+    err = _one_line_error(["evaluate", str(folder)], capsys)
+    assert f"{folder / 'card.json'} is not a valid preset card (JSON): Expecting value" in err
+    with pytest.raises(ValueError, match=r"card\.json is not a valid preset card"):
+        zoo.from_preset(str(folder))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -144,7 +173,10 @@ def test_damaged_model_files_are_named_as_such(tmp_path, capsys):
         (["sample", "any.keras", "--temperature", "nan"], "temperature must be a finite number >= 0"),
         (["export", "any.keras", "--base-dir", "x", "--version", "0"], "--version must be a whole number >= 1, got 0"),
         (["export", "any.keras", "--base-dir", "x", "--version", "-4"], "--version must be a whole number >= 1, got -4"),
-        (["train", "realnvp", "--set", "filters=abc"], "filters must be a whole number >= 1, got 'abc'"),
+        (["train", "realnvp", "--set", "filters=abc"], "realnvp's filters is a whole number (default 32); 'abc' is not one."),
+        (["train", "realnvp", "--set", "batch_norm=flase"], "realnvp's batch_norm is true or false (default True); 'flase' is not one."),
+        (["train", "realnvp", "--image-size", "0", "0"], "image_size must be two whole numbers >= 1 (--image-size H W), got (0, 0)."),
+        (["train", "nice", "--checkpoint-every", "0"], "checkpoint_every must be a whole number >= 1, got 0"),
         (["train", "realnvp_flat", "--batch-size", "1"], "realnvp_flat needs batches of at least 2 examples"),
         (["train", "nice", "--set", "num_couplings"], "--set expects key=value, got 'num_couplings'"),
     ],

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (tables of cases read best one per line)
 import json
 import os
 import subprocess
@@ -105,12 +106,44 @@ def test_bad_arguments_are_explained(tmp_path, capsys):
         cli.run(["train", "waveglow"])
     assert "invalid choice: 'waveglow'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="key=value"):
-        cli.parse_set(["filters"])
-    assert cli.parse_set(["filters=8", "hidden_units=(4, 4)", "prior=normal"]) == {
-        "filters": 8,
-        "hidden_units": (4, 4),
-        "prior": "normal",
-    }
+        cli.parse_set(["filters"], "nice")
+
+
+@pytest.mark.parametrize(
+    "model, items, expected",
+    [
+        ("nice", ["num_couplings=8", "hidden_units=(4, 4)", "prior=normal"], {"num_couplings": 8, "hidden_units": (4, 4), "prior": "normal"}),
+        ("nice", ["hidden_units=16,16"], {"hidden_units": (16, 16)}),
+        ("realnvp", ["batch_norm=false", "alpha=0.1"], {"batch_norm": False, "alpha": 0.1}),
+        ("realnvp", ["batch_norm=False"], {"batch_norm": False}),
+        ("realnvp", ["batch_norm=yes"], {"batch_norm": True}),
+        ("glow", ["lu_decomposed=0", "actnorm=off"], {"lu_decomposed": False, "actnorm": False}),
+        ("realnvp", ["dequantization=variational"], {"dequantization": "variational"}),
+        ("transfer", ["fine_tune_epochs=3", "backbone=runs/x/model.keras"], {"fine_tune_epochs": 3, "backbone": "runs/x/model.keras"}),
+        ("dcgan", ["loss=hinge"], {"loss": "hinge"}),
+    ],
+)  # fmt: skip
+def test_set_parses_each_option_as_its_type(model, items, expected):
+    """A boolean option given "false" is False (a non-empty string would be truthy)."""
+    got = cli.parse_set(items, model)
+    assert got == expected and all(type(got[k]) is type(v) for k, v in expected.items())
+
+
+@pytest.mark.parametrize(
+    "model, item, message",
+    [
+        ("realnvp", "batch_norm=maybe", "--set batch_norm=maybe: realnvp's batch_norm is true or false (default True); 'maybe' is not one."),
+        ("nice", "num_couplings=4.5", "nice's num_couplings is a whole number (default 4); '4.5' is not one."),
+        ("glow", "alpha=abc", "glow's alpha is a number (default 0.05); 'abc' is not one."),
+        ("glow", "alpha=nan", "glow's alpha is a finite number"),
+        ("nice", "hidden_units=[256", "nice's hidden_units is a list, e.g. (256, 256)"),
+        ("dcgan", "filtres=8", "--set filtres: dcgan has no option 'filtres'; it has "),
+    ],
+)  # fmt: skip
+def test_set_values_that_do_not_parse_name_the_option(model, item, message):
+    with pytest.raises(ValueError) as error:
+        cli.parse_set([item], model)
+    assert message in str(error.value)
 
 
 def test_console_entry_point_exits_zero(trained, tmp_path):

@@ -36,6 +36,8 @@ import math
 import os
 import re
 import struct
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -130,17 +132,24 @@ def read(path, split, num_levels=None, x_key=None, y_key=None, image_size=None, 
 
 
 def _num_classes(labels, every_label, path):
-    """``max + 1`` over the source's every label (``every_label``: all splits' label arrays;
-    default ``labels``), so that every split and slice of it agrees."""
+    """``max + 1`` over the source's every label (``every_label``: ``{name: labels}`` of all
+    splits; default ``labels``), so that every split and slice of it agrees."""
     if labels is None:
         return None
-    for found in every_label or [labels]:
-        if found.ndim != 1 or not np.issubdtype(found.dtype, np.integer) or found.min() < 0:
+    named = every_label or {"labels": labels}
+    for name, found in named.items():
+        if found.ndim != 1 or not np.issubdtype(found.dtype, np.integer):
             raise ValueError(
                 f"{path} has labels of dtype {found.dtype} and shape {list(found.shape)}; the "
                 "zoo needs one integer class 0..k-1 per image."
             )
-    return max(int(found.max()) for found in every_label or [labels]) + 1
+        negative = np.flatnonzero(found < 0)
+        if negative.size:
+            index = int(negative[0])
+            raise ValueError(
+                f"{path}: labels must be whole numbers >= 0; {name}[{index}] is {found[index]}."
+            )
+    return max(int(found.max(initial=0)) for found in named.values()) + 1
 
 
 def _levels(images, path, num_levels):
@@ -178,11 +187,7 @@ def _levels(images, path, num_levels):
 
 
 def _npz(path, split, x_key, y_key):
-    try:
-        with np.load(path) as arrays:
-            found = {name: arrays[name] for name in arrays.files}
-    except (OSError, EOFError, ValueError) as error:
-        raise CorruptFileError(f"Cannot read {path} as a .npz archive: {error}") from error
+    found = _npz_arrays(path)
     x_key = x_key or f"x_{split}"
     y_key = y_key or (None if x_key != f"x_{split}" else f"y_{split}")
     for key in (x_key, y_key):
@@ -192,9 +197,9 @@ def _npz(path, split, x_key, y_key):
                 "labels with x_key and y_key (--x-key, --y-key)."
             )
     images, labels = found[x_key], found.get(y_key)
-    every_label = (
-        [found[k] for k in sorted(found) if k.startswith("y_")] if y_key == f"y_{split}" else None
-    )
+    every_label = None if labels is None else {y_key: labels}
+    if y_key == f"y_{split}":  # Keras' layout: every split's labels count the classes
+        every_label = {k: found[k] for k in sorted(found) if k.startswith("y_")}
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"{path} has {len(labels)} labels in {y_key!r} for {len(images)} images.")
     if images.ndim not in (3, 4):
@@ -202,6 +207,48 @@ def _npz(path, split, x_key, y_key):
             f"{path}: {x_key!r} has shape {list(images.shape)}, not images [N, H, W(, C)]."
         )
     return images, labels, every_label
+
+
+def _npz_arrays(path):
+    """Every array of the ``.npz`` at ``path`` by name; `CorruptFileError` naming the file
+    unless it is a whole zip of ``.npy`` arrays. Never unpickles (``allow_pickle=False``)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first member, or an empty zip
+        raise CorruptFileError(f"{path} is not an .npz (zip of .npy arrays) archive.")
+    if not zipfile.is_zipfile(path):
+        raise CorruptFileError(
+            f"{path} is a truncated or damaged .npz archive: its zip directory is missing."
+        )
+    found = {}
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            for name in arrays.files:
+                try:
+                    found[name] = arrays[name]
+                except ValueError as error:
+                    if "allow_pickle" in str(error):
+                        raise CorruptFileError(
+                            f"{path}: array {name!r} holds Python objects, which the zoo does "
+                            "not unpickle; save numeric arrays."
+                        ) from error
+                    raise CorruptFileError(
+                        f"{path}: member {name!r} is not a readable .npy array: "
+                        f"{_first_line(error)}"
+                    ) from error
+                if not isinstance(found[name], np.ndarray):  # numpy gives other members as bytes
+                    raise CorruptFileError(
+                        f"{path} is not an .npz (zip of .npy arrays) archive: its member "
+                        f"{name!r} is not a .npy array."
+                    )
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+        raise CorruptFileError(f"{path} is a damaged .npz archive: {_first_line(error)}") from error
+    return found
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _has_idx(folder):
@@ -229,7 +276,9 @@ def _idx(path, split):
             for f in sorted(os.listdir(path))
             if re.search(r"-labels-idx1-ubyte(\.gz)?$", f)
         ]
-    every_label = [labels if p == labels_path else read_idx(p) for p in siblings]
+    every_label = {
+        os.path.basename(p): labels if p == labels_path else read_idx(p) for p in siblings
+    }
     return images, labels.astype(np.int64), every_label
 
 
@@ -396,7 +445,7 @@ def _image_folder(folder, split, image_size, color):
         shuffle=False,
         verbose=False,
     )
-    elements = list(ds.as_numpy_iterator())
+    elements = _decoded(ds)
     images = np.stack([e[0] if classes else e for e in elements])
     images = np.clip(np.round(images), 0, 255).astype(np.uint8)
     labels = None
@@ -407,6 +456,43 @@ def _image_folder(folder, split, image_size, color):
     if labels is None:
         return images[order], None, None
     return images[order], labels[order], len(classes)
+
+
+def _decoded(ds):
+    """Every element of Keras' image dataset ``ds``; `CorruptFileError` naming the file that
+    TensorFlow could not decode (it says only "Invalid PNG data")."""
+    import tensorflow as tf
+
+    elements = []
+    iterator = ds.as_numpy_iterator()
+    while True:
+        try:
+            elements.append(next(iterator))
+        except StopIteration:
+            return elements
+        except tf.errors.OpError as error:
+            # Elements come in file order, so the failing one is the next file; PIL confirms
+            # it (else finds the file it cannot decode).
+            paths = ds.file_paths[len(elements) :] + ds.file_paths[: len(elements)]
+            for path in paths:
+                _fully_decoded(path)
+            reason = _first_line(error).split(": ")[-1]
+            raise CorruptFileError(
+                f"{paths[0]} is not a readable image (truncated or corrupt?): {reason}"
+            ) from error
+
+
+def _fully_decoded(path):
+    """Decodes the image at ``path`` with PIL; `CorruptFileError` naming it where it fails."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
+        raise CorruptFileError(
+            f"{path} is not a readable image (truncated or corrupt?): {_first_line(error)}"
+        ) from error
 
 
 def _image_paths(root):

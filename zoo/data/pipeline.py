@@ -91,7 +91,9 @@ def load(
       ValueError: an unknown split, color or bad option; a class out of range, or with fewer
         than ``per_class`` images.
     """
-    _check_options(name, scaling, color, num_levels=num_levels, x_key=x_key, y_key=y_key)
+    _check_options(
+        name, scaling, color, image_size, num_levels=num_levels, x_key=x_key, y_key=y_key
+    )
     source = sources.read(
         name, split, data_dir, download, num_levels, x_key, y_key, image_size, color
     )
@@ -133,7 +135,15 @@ def load(
     return ds, info
 
 
-def _check_options(name, scaling, color, **local_options):
+def _check_options(name, scaling, color, image_size, **local_options):
+    if image_size is not None and (
+        len(image_size) != 2
+        or not all(isinstance(n, int | np.integer) and not isinstance(n, bool) for n in image_size)
+        or min(image_size) < 1
+    ):
+        raise ValueError(
+            f"image_size must be two whole numbers >= 1 (--image-size H W), got {image_size!r}."
+        )
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
     if color not in COLORS:

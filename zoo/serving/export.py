@@ -14,13 +14,21 @@ dtypes, shapes; and the model's ``export_metadata()``) and ``tf_serving_warmup_r
 ``PredictionLog`` per signature, which TF Serving runs when it loads the model so that the first
 client request does not pay for it.
 
-Writing is atomic: the SavedModel is written to a hidden folder next to its version folder and
-renamed into place when complete (TF Serving ignores folders whose names are not integers).
+Writing is atomic: the SavedModel is written to a hidden folder next to its version folder,
+``.tmp-<version>-<host>-<pid>-<uuid>``, and renamed into place when complete (TF Serving ignores
+folders whose names are not integers). Two exports racing for the next free version both
+succeed, the later one taking the version after. Each export removes the staging folders that
+killed exports left: those of processes no longer alive on this host, and those of the older
+``.tmp-<version>-<uuid>`` form an hour old or more.
 """
 
+import errno
 import json
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
 
 import keras
@@ -28,6 +36,12 @@ import tensorflow as tf
 
 from zoo.models.checks import non_finite_variables, whole_number
 from zoo.serving.warmup import WARMUP, write_warmup
+from zoo.storage import writing
+
+_STAGING = re.compile(r"^\.tmp-\d+-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{32}$")
+_OLD_STAGING = re.compile(r"^\.tmp-\d+-[0-9a-f]{32}$")
+#: Age after which a staging folder that names no process (the older form) is abandoned.
+OLD_STAGING_AGE = 3600.0
 
 
 def next_version(model_dir):
@@ -51,6 +65,8 @@ def export(model, base_dir, model_name=None, version=None, verbose=False):
     Raises:
       FileExistsError: that version already exists (versions are immutable once served).
       ValueError: a bad version, or a model with NaN or infinite weights.
+      zoo.storage.WriteFailed: the file system refused (full, read-only), naming the version
+        folder meant; nothing was exported and no staging folder is left.
     """
     bad = non_finite_variables(model)
     if bad:
@@ -60,32 +76,98 @@ def export(model, base_dir, model_name=None, version=None, verbose=False):
     endpoints = model.serving_endpoints()
     model_name = model_name or model.name
     model_dir = os.path.join(base_dir, model_name)
-    version = next_version(model_dir) if version is None else whole_number("version", version)
+    picked = version is None
+    version = next_version(model_dir) if picked else whole_number("version", version)
     final = os.path.join(model_dir, str(version))
-    if os.path.exists(final):
-        raise FileExistsError(f"{final} exists; TF Serving versions are immutable. Pick another.")
-    os.makedirs(model_dir, exist_ok=True)
-    staging = os.path.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex}")
+    if not picked and os.path.exists(final):
+        raise FileExistsError(_exists(final))
+    with writing(model_dir, "nothing was exported"):
+        os.makedirs(model_dir, exist_ok=True)
+        remove_stale_staging(model_dir)
+    host, pid = socket.gethostname(), os.getpid()
+    staging = os.path.join(model_dir, f".tmp-{version}-{host}-{pid}-{uuid.uuid4().hex}")
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        for resource in model.export_resources():
-            archive.track(resource)
-        for name, (fn, specs) in endpoints.items():
-            archive.add_endpoint(name, checked_inputs(name, fn, specs), input_signature=specs)
-        archive.write_out(staging, verbose=verbose)
-        extra = os.path.join(staging, "assets.extra")
-        os.makedirs(extra, exist_ok=True)
-        signatures = signature_specs(staging)
-        with open(os.path.join(extra, "signatures.json"), "w") as f:
-            manifest = {"model": type(model).__name__, "signatures": signatures}
-            manifest["metadata"] = model.export_metadata()
-            json.dump(manifest, f, indent=2)
-        write_warmup(os.path.join(extra, WARMUP), model_name, signatures)
-        os.rename(staging, final)
+        with writing(final, "nothing was exported"):
+            _write(model, endpoints, staging, model_name, verbose)
+        final = _publish(staging, model_dir, version, picked)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _write(model, endpoints, staging, model_name, verbose):
+    """The SavedModel and its ``assets.extra`` into the folder ``staging``."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for resource in model.export_resources():
+        archive.track(resource)
+    for name, (fn, specs) in endpoints.items():
+        archive.add_endpoint(name, checked_inputs(name, fn, specs), input_signature=specs)
+    archive.write_out(staging, verbose=verbose)
+    extra = os.path.join(staging, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    signatures = signature_specs(staging)
+    with open(os.path.join(extra, "signatures.json"), "w") as f:
+        manifest = {"model": type(model).__name__, "signatures": signatures}
+        manifest["metadata"] = model.export_metadata()
+        json.dump(manifest, f, indent=2)
+    write_warmup(os.path.join(extra, WARMUP), model_name, signatures)
+
+
+def _exists(final):
+    return (
+        f"{final} exists; TF Serving versions are immutable: choose another --version, or leave "
+        "it out for the next free one."
+    )
+
+
+def _publish(staging, model_dir, version, picked):
+    """Renames ``staging`` to version ``version`` under ``model_dir``; returns the folder. A
+    version another export took meanwhile: FileExistsError if it was asked for (``picked``
+    False), else the next free one."""
+    while True:
+        final = os.path.join(model_dir, str(version))
+        try:
+            os.rename(staging, final)  # fails on a non-empty folder: another export's
+            return final
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            if not picked:
+                raise FileExistsError(_exists(final)) from error
+        version = max(version + 1, next_version(model_dir))
+
+
+def remove_stale_staging(model_dir):
+    """Removes the staging folders under ``model_dir`` that killed exports left: those of a
+    process no longer alive on this host, and those of the older form (no host or pid) at
+    least `OLD_STAGING_AGE` seconds old. Another host's, and a live process's, stay."""
+    host = socket.gethostname()
+    for name in os.listdir(model_dir):
+        path = os.path.join(model_dir, name)
+        match = _STAGING.match(name)
+        if match:
+            stale = match["host"] == host and not _alive(int(match["pid"]))
+        elif _OLD_STAGING.match(name):
+            try:
+                stale = time.time() - os.path.getmtime(path) >= OLD_STAGING_AGE
+            except OSError:  # removed meanwhile
+                continue
+        else:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    """Whether process ``pid`` exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _shape_text(shape):
@@ -100,7 +182,8 @@ def _shape_text(shape):
 
 def checked_inputs(signature, fn, specs):
     """``fn`` whose tensors are first checked against ``specs``: the rank, every fixed size,
-    and a batch (a first dimension left free) of at least one."""
+    a batch (a first dimension left free) of at least one, and, for floating-point inputs,
+    finite values (a NaN latent would otherwise surface as some inner layer's error)."""
 
     def checked(*args):
         checks = []
@@ -121,7 +204,17 @@ def checked_inputs(signature, fn, specs):
                     ok = tf.logical_and(ok, tf.equal(padded[i], n))
                 if expected[0] is None:
                     ok = tf.logical_and(ok, padded[0] >= 1)
-            checks.append(tf.debugging.Assert(ok, [message, shape], summarize=8))
+            shape_check = tf.debugging.Assert(ok, [message, shape], summarize=8)
+            checks.append(shape_check)
+            if spec.dtype.is_floating:
+                with tf.control_dependencies([shape_check]):  # the shape's error first
+                    finite = tf.reduce_all(tf.math.is_finite(value))
+                    checks.append(
+                        tf.debugging.Assert(
+                            finite,
+                            [f"{signature}: input {spec.name} must be finite; got NaN or inf"],
+                        )
+                    )
         with tf.control_dependencies(checks):
             args = [tf.identity(a) for a in args]
         return fn(*args)

@@ -68,9 +68,24 @@ def preset_folder(name):
 
 
 def card(name):
-    """Preset ``name``'s card (``card.json``) as a dict."""
-    with open(os.path.join(preset_folder(name), CARD_FILE)) as f:
-        return json.load(f)
+    """Preset ``name``'s card (``card.json``) as a dict.
+
+    Raises:
+      ValueError: a card that is not a JSON object, naming its path.
+    """
+    path = os.path.join(preset_folder(name), CARD_FILE)
+    try:
+        with open(path) as f:
+            found = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"{path} is not a valid preset card (JSON): {reason}") from error
+    if not isinstance(found, dict):
+        raise ValueError(
+            f"{path} is not a valid preset card: it holds a JSON {type(found).__name__}, "
+            "not an object."
+        )
+    return found
 
 
 def held_out_data(name):
@@ -99,9 +114,12 @@ def load_model(name_or_path, compile=True):
 
     Raises:
       FileNotFoundError, ValueError: no such file or preset; a file that is not a ``.keras``
-        archive or that Keras cannot load, in one line that says which.
+        archive, that Keras cannot load, or that holds a model other than a zoo model, in one
+        line that says which.
     """
     import keras
+
+    from zoo.models.contract import ZooModel
 
     path = model_file(name_or_path)
     if not os.path.isfile(path):
@@ -113,6 +131,11 @@ def load_model(name_or_path, compile=True):
     except Exception as error:  # Keras reports a damaged archive in many ways
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(f"Cannot load {path}: {type(error).__name__}: {reason}") from error
+    if not isinstance(model, ZooModel):
+        raise ValueError(
+            f"{path} holds a {type(model).__module__.split('.')[0]} {type(model).__name__}, not "
+            "a zoo model (written by `zoo train`)."
+        )
     if not model.compiled:
         model.compile(**model.compile_defaults())
     return model

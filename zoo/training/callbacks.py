@@ -9,19 +9,26 @@ import time
 import keras
 
 from zoo.models.checks import non_finite_variables
+from zoo.storage import writing
+from zoo.training.preemption import Interrupted, signal_name
+
+KEPT = "the previous checkpoint is intact"
 
 
 class TrainingDiverged(RuntimeError):
     """Training stopped because its steps kept having a non-finite loss or gradient."""
 
 
-def save_atomically(model, path):
-    """``model.save(path)`` through a temporary file in the same folder, renamed into place."""
+def save_atomically(model, path, kept=None):
+    """``model.save(path)`` through a temporary file in the same folder, renamed into place; a
+    file system error is a `zoo.storage.WriteFailed` naming ``path`` (``kept``: what it left
+    intact), and leaves no temporary file."""
     folder, name = os.path.split(path)
     staging = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
     try:
-        model.save(staging)
-        os.replace(staging, path)
+        with writing(path, kept):
+            model.save(staging)
+            os.replace(staging, path)
     finally:
         if os.path.exists(staging):
             os.remove(staging)
@@ -32,11 +39,12 @@ def _link_atomically(folder, source, name):
     not supported), replacing the old ``name`` in one step."""
     staging = os.path.join(folder, f".{name}.{os.getpid()}.tmp.keras")
     try:
-        try:
-            os.link(os.path.join(folder, source), staging)
-        except OSError:
-            shutil.copyfile(os.path.join(folder, source), staging)
-        os.replace(staging, os.path.join(folder, name))
+        with writing(os.path.join(folder, name), f"the previous {name} is intact"):
+            try:
+                os.link(os.path.join(folder, source), staging)
+            except OSError:
+                shutil.copyfile(os.path.join(folder, source), staging)
+            os.replace(staging, os.path.join(folder, name))
     finally:
         if os.path.exists(staging):
             os.remove(staging)
@@ -49,18 +57,42 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     ``on_saved(epoch, logs, file_name, best)`` (`zoo.training.run` records its resume
     state there) and removes older ``resume-*`` files.
 
+    Within an epoch it saves ``resume-NNNN-SSSSSS.keras`` (``NNNN`` epochs and ``SSSSSS`` steps
+    done) every ``every`` steps (None: never), and after the step in progress when
+    ``preemption`` (a `zoo.training.preemption.Preemption`) holds a pending signal, then calls
+    ``on_step_saved(epochs_done, step, file_name)``; after a signal it raises
+    `zoo.training.preemption.Interrupted` (at the end of the epoch when the signal comes in its
+    last step or its validation, which the epoch's checkpoint then keeps).
+    ``steps_per_epoch``: the epoch's length; ``first_step``: the steps of the next epoch done
+    before this ``fit`` (a run resumed within an epoch).
+
     Keras' ``ModelCheckpoint`` writes the file in place, so an interrupted save leaves a broken
     checkpoint under the final name; here every file is complete before it is renamed into place
-    (``os.replace`` is atomic), so a kill leaves the previous one. A model with non-finite
-    weights is not saved.
+    (``os.replace`` is atomic), so a kill, or a full disk, leaves the previous one. A model with
+    non-finite weights is not saved.
     """
 
-    def __init__(self, folder, monitor="val_loss", best=float("inf"), on_saved=None):
+    def __init__(
+        self,
+        folder,
+        monitor="val_loss",
+        best=float("inf"),
+        on_saved=None,
+        every=None,
+        preemption=None,
+        on_step_saved=None,
+        steps_per_epoch=None,
+    ):
         super().__init__()
         self.folder = folder
         self.monitor = monitor
         self.best = best
         self.on_saved = on_saved
+        self.every = every
+        self.preemption = preemption
+        self.on_step_saved = on_step_saved
+        self.steps_per_epoch = steps_per_epoch
+        self.first_step = 0
 
     def on_train_begin(self, logs=None):
         """Removes temporaries a killed save left behind (``save_atomically``'s names)."""
@@ -69,25 +101,78 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 if name.startswith(".") and name.endswith(".tmp.keras"):
                     os.remove(os.path.join(self.folder, name))
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.step, self.first_step = epoch, self.first_step, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        signum = self.preemption.pending if self.preemption is not None else None
+        if self.steps_per_epoch and self.step >= self.steps_per_epoch:
+            return  # the epoch's own checkpoint follows
+        if signum is None and not (self.every and self.step % self.every == 0):
+            return
+        saved = self._save(f"resume-{self.epoch:04d}-{self.step:06d}.keras")
+        if saved and self.on_step_saved is not None:
+            self.on_step_saved(self.epoch, self.step, saved)
+        if saved:
+            self._remove_others(saved)
+        if signum is not None:
+            where = f"in epoch {self.epoch + 1} after step {self.step}"
+            raise Interrupted(self._stopped(signum, where, saved), signum)
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        name = self._save(f"resume-{epoch + 1:04d}.keras")
+        if name is not None:
+            _link_atomically(self.folder, name, "last.keras")
+            value = logs.get(self.monitor) if self.monitor else None
+            if value is not None and value < self.best:
+                self.best = float(value)
+                _link_atomically(self.folder, name, "best.keras")
+            if self.on_saved is not None:
+                self.on_saved(epoch, logs, name, self.best)
+            self._remove_others(name)
+        signum = self.preemption.pending if self.preemption is not None else None
+        if signum is not None:
+            raise Interrupted(self._stopped(signum, f"after epoch {epoch + 1}", name), signum)
+
+    def _save(self, name):
+        """Saves ``name``; returns it, or None when the weights are not finite."""
         bad = non_finite_variables(self.model)
         if bad:
-            print(f"not saving epoch {epoch + 1}: non-finite weights in {', '.join(bad[:3])}")
-            return
+            print(f"not saving {name}: non-finite weights in {', '.join(bad[:3])}")
+            return None
         os.makedirs(self.folder, exist_ok=True)
-        name = f"resume-{epoch + 1:04d}.keras"
-        save_atomically(self.model, os.path.join(self.folder, name))
-        _link_atomically(self.folder, name, "last.keras")
-        value = logs.get(self.monitor) if self.monitor else None
-        if value is not None and value < self.best:
-            self.best = float(value)
-            _link_atomically(self.folder, name, "best.keras")
-        if self.on_saved is not None:
-            self.on_saved(epoch, logs, name, self.best)
+        save_atomically(self.model, os.path.join(self.folder, name), KEPT)
+        return name
+
+    def _remove_others(self, name):
         for other in os.listdir(self.folder):
             if other.startswith("resume-") and other != name:
                 os.remove(os.path.join(self.folder, other))
+
+    def _stopped(self, signum, where, saved):
+        kept = (
+            f"saved {os.path.join(self.folder, saved)}"
+            if saved
+            else "weights not finite, the last checkpoint kept"
+        )
+        return (
+            f"interrupted by {signal_name(signum)} {where}: {kept}; run the same command again "
+            "to resume there"
+        )
+
+
+class PhaseProgress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting epochs up to ``last_epoch``: a ``fit`` that only finishes
+    an epoch left part-done still shows ``Epoch 3/30``, not ``Epoch 3/3``."""
+
+    def __init__(self, last_epoch):
+        super().__init__()
+        self.last_epoch = last_epoch
+
+    def set_params(self, params):
+        super().set_params({**params, "epochs": self.last_epoch})
 
 
 class SkippedStepsGuard(keras.callbacks.Callback):

@@ -24,6 +24,7 @@ NOT_FINGERPRINTED = (
     "tensorboard",
     "restart",
     "command",
+    "checkpoint_every",
 )
 # ... and, of the fields added after the first resumable release, only those set, so that the
 # states saved before they existed still match.
@@ -63,6 +64,8 @@ class RunConfig(DataOptions):
     ``options`` go to the model's constructor; ``steps_per_epoch`` repeats the training data to
     that many batches an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget``
     stops training after that many seconds (shared between the phases as their epochs);
+    ``checkpoint_every`` also checkpoints every that many steps within an epoch, which bounds
+    what a SIGKILL loses (SIGTERM and SIGINT checkpoint the step they stop at anyway);
     ``out`` defaults to ``runs/MODEL-DATASET``. ``tensorboard`` writes TensorBoard logs into
     ``out/logs``: the scalars of every epoch (`keras.callbacks.TensorBoard`) and the model's
     pictures (`zoo.training.callbacks.PicturesToTensorBoard`). A run whose ``out`` holds an
@@ -85,6 +88,7 @@ class RunConfig(DataOptions):
     mixed_precision: str = "auto"
     strategy: str = "none"
     time_budget: float | None = None
+    checkpoint_every: int | None = None
     temperature: float = 0.8
     seed: int = 0
     options: dict = dataclasses.field(default_factory=dict)
@@ -103,6 +107,7 @@ class RunConfig(DataOptions):
             "steps_per_epoch": self.steps_per_epoch,
             "labels_per_class": self.labels_per_class,
             "num_levels": self.num_levels,
+            "checkpoint_every": self.checkpoint_every,
         }
         for name, value in counts.items():
             if value is not None or name in ("epochs", "batch_size"):

@@ -3,11 +3,15 @@
 After every epoch `zoo.training.callbacks.AtomicCheckpoint` writes the model (weights and optimizer
 state) to ``checkpoints/resume-NNNN.keras`` and then this `RunState` to
 ``checkpoints/state.json``, each atomically; the state names its checkpoint, so a kill at any
-moment leaves a state whose checkpoint is complete and of the epoch it says. Resuming restores
-the weights, the optimizers' moments and step counts, the epoch and phase, the time budget spent,
-the history and the best monitored value, and the random state: the models' seed generators
-(`seed_states`), and the data's order and dequantization noise, by skipping the data ahead to the
-next epoch (each pass of `zoo.data.load`'s data draws both from seeds that advance per pass).
+moment leaves a state whose checkpoint is complete and of the epoch it says. Within an epoch it
+does the same every ``--checkpoint-every`` steps and on SIGTERM / SIGINT
+(`zoo.training.preemption`), as ``resume-NNNN-SSSSSS.keras`` with the step and the epoch's
+running metrics in the state. Resuming restores the weights, the optimizers' moments and step
+counts, the epoch, step and phase, the time budget spent, the history and the best monitored
+value, the metrics of a part-done epoch (`metric_states`), and the random state: the models'
+seed generators (`seed_states`), and the data's order and dequantization noise, by skipping the
+data ahead to the next step (each pass of `zoo.data.load`'s data draws both from seeds that
+advance per pass).
 
 Keras' ``BackupAndRestore`` keeps weights and an epoch but not a recipe of several ``fit`` calls
 (phases), the best value or the history, and writes its files in place; hence this.
@@ -18,7 +22,9 @@ import dataclasses
 import json
 import math
 import os
+import zipfile
 
+from zoo.storage import replace_file, write_json
 from zoo.training.config import FIRST_FINGERPRINT, NOT_FINGERPRINTED
 
 STATE = "state.json"
@@ -34,8 +40,11 @@ class RunState:
       epoch: epochs completed, over all phases.
       phase: the phase in progress (its index); ``phase_epoch`` epochs of it done, in
         ``phase_seconds`` of training time.
-      checkpoint: the checkpoint file (in the same folder) holding the weights after ``epoch``;
-        ``checkpoint_phase`` the phase it was written in (its optimizer state belongs to it).
+      step: steps of the next epoch done after ``epoch`` (a checkpoint within an epoch), with
+        ``metrics`` its running metrics' variables (`metric_states`).
+      checkpoint: the checkpoint file (in the same folder) holding the weights after ``epoch``
+        and ``step``; ``checkpoint_phase`` the phase it was written in (its optimizer state
+        belongs to it).
       best: the lowest monitored value so far.
       finished: the run wrote all its results (a rerun then only reports them).
       history: every logged value per epoch; ``starts``: ``(phase name, first epoch)`` of each
@@ -49,6 +58,8 @@ class RunState:
     phase_epoch: int = 0
     phase_seconds: float = 0.0
     seconds: float = 0.0
+    step: int = 0
+    metrics: list = dataclasses.field(default_factory=list)
     checkpoint: str | None = None
     checkpoint_phase: int = 0
     best: float = math.inf
@@ -59,13 +70,10 @@ class RunState:
     finished: bool = False
 
     def save(self, folder):
-        """Writes ``folder/state.json`` atomically."""
+        """Writes ``folder/state.json`` atomically (a failure leaves the previous one)."""
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, STATE)
-        staging = f"{path}.{os.getpid()}.tmp"
-        with open(staging, "w") as f:
-            json.dump(dataclasses.asdict(self), f, indent=1)
-        os.replace(staging, path)
+        write_json(path, dataclasses.asdict(self), "the previous run state is intact", indent=1)
 
 
 def fingerprint(config):
@@ -140,9 +148,15 @@ def restore(model, path, with_optimizer=True, seeds=None):
                 optimizer.build(model.trainable_variables)
     # Keras' public load_weights always loads the optimizers too; this is the function behind
     # it, which can leave them out.
-    saving_lib.load_weights_only(
-        model, path, objects_to_skip=None if with_optimizer else optimizers
-    )
+    try:
+        saving_lib.load_weights_only(
+            model, path, objects_to_skip=None if with_optimizer else optimizers
+        )
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"the resume checkpoint {path} is damaged ({cause}); rerun with --restart to start over"
+        ) from error
     if seeds:
         variables = _seed_variables(model)
         if len(variables) != len(seeds):
@@ -154,17 +168,37 @@ def restore(model, path, with_optimizer=True, seeds=None):
             variable.assign(value)
 
 
+def metric_states(model):
+    """The values of ``model``'s metrics' variables (running sums and counts), in the order of
+    ``model.metrics``: what a checkpoint within an epoch needs to log the whole epoch's means."""
+    return [[v.numpy().tolist() for v in m.variables] for m in model.metrics]
+
+
+def restore_metrics(model, states):
+    """Puts `metric_states` back (after ``fit`` has reset the metrics for the epoch)."""
+    metrics = model.metrics
+    if len(metrics) != len(states):
+        raise ValueError(
+            f"the run state holds {len(states)} metrics, the model has {len(metrics)}; rerun "
+            "with --restart."
+        )
+    for metric, values in zip(metrics, states, strict=True):
+        for variable, value in zip(metric.variables, values, strict=True):
+            variable.assign(value)
+
+
 def write_history(history, path):
     """``history.csv`` as Keras' ``CSVLogger`` writes it, from ``{key: [value per epoch]}``
     (empty: an empty file, which the logger then starts with its header)."""
     keys = sorted(history)
     epochs = max((len(v) for v in history.values()), default=0)
-    staging = f"{path}.{os.getpid()}.tmp"
-    with open(staging, "w", newline="") as f:
+
+    def write(f):
         writer = csv.writer(f)
         if epochs:
             writer.writerow(["epoch", *keys])
         for epoch in range(epochs):
             row = [history[k][epoch] if epoch < len(history[k]) else "" for k in keys]
             writer.writerow([epoch, *row])
-    os.replace(staging, path)
+
+    replace_file(path, write)

@@ -4,7 +4,8 @@
 between models through its contract (`zoo.models.contract`):
 
 1. `Run.resume_state`: the interrupted (or finished) run with the same options in the output
-   folder, if any (`zoo.training.resume`);
+   folder, if any (`zoo.training.resume`), once the run holds the folder
+   (`zoo.training.lock`: a second run there is refused);
 2. `Run.plan`: the model's recipe settles the run's options (``plan_run``) and its prerequisite
    runs are trained first (e.g. the pretraining a transfer model builds on);
 3. `Run.load_data`: seed, dtype policy (`zoo.training.precision`), the training and held-out
@@ -13,7 +14,8 @@ between models through its contract (`zoo.models.contract`):
    strategy's scope (`zoo.training.distribute`); the batches it can train on;
 5. `Run.train`: its phases (``training_phases``), each a ``fit`` with atomic checkpoints, the
    CSV log, the time budget, the learning-rate schedule, TensorBoard and the model's own
-   callbacks, recorded for resuming after every epoch;
+   callbacks, recorded for resuming after every epoch, every ``checkpoint_every`` steps and at
+   the step a SIGTERM or SIGINT stops (`zoo.training.preemption`);
 6. `Run.report`: held-out ``evaluate``, ``model.keras``, the loss curves, the model's pictures,
    the SavedModel (`zoo.serving.export`) and ``metrics.json`` with its headline figures.
 """
@@ -31,7 +33,10 @@ import tensorflow_probability as tfp
 
 from zoo import plots, registry
 from zoo.serving import export
+from zoo.storage import write_json, writing
 from zoo.training import callbacks, distribute, precision, resume
+from zoo.training.lock import FolderLock
+from zoo.training.preemption import Preemption
 from zoo.training.schedule import LearningRateSchedule
 
 
@@ -78,16 +83,27 @@ class Run:
         self.folder = os.path.join(self.out, "checkpoints")
 
     def execute(self):
-        state = self.resume_state()
-        if state is not None and state.finished:
-            print(f"{self.out} holds this run, finished; rerun with --restart to train again.")
-            with open(os.path.join(self.out, "metrics.json")) as f:
-                return json.load(f)
-        self.plan()
-        self.load_data()
-        self.build()
-        self.train(state)
-        return self.report()
+        if not self.chief:  # a scratch folder of its own
+            return self._execute()
+        with FolderLock(self.out, self.config.command) as held:
+            try:
+                return self._execute()
+            except BaseException:
+                held.discard()  # a run refused before it wrote anything leaves no folder
+                raise
+
+    def _execute(self):
+        with Preemption() as self.preemption:
+            state = self.resume_state()
+            if state is not None and state.finished:
+                print(f"{self.out} holds this run, finished; rerun with --restart to train again.")
+                with open(os.path.join(self.out, "metrics.json")) as f:
+                    return json.load(f)
+            self.plan()
+            self.load_data()
+            self.build()
+            self.train(state)
+            return self.report()
 
     # 1. Where a previous run in this folder stands.
 
@@ -180,10 +196,8 @@ class Run:
                 f"on each of {self.strategy.num_replicas_in_sync} replicas), got batch_size "
                 f"{config.batch_size}."
             )
-        if model.min_batch_size > 1:  # and no last, smaller batch either
-            self.train_ds = self.train_ds.filter(
-                lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= min_batch
-            )
+        self.min_batch = min_batch
+        self.train_ds = self._whole_batches(self.train_ds)
         self.steps_per_epoch = config.steps_per_epoch
         if not self.multi_worker:
             self.steps_per_epoch = self.steps_per_epoch or batches_per_pass(self.train_ds)
@@ -192,8 +206,34 @@ class Run:
                     f"{config.train_split!r} of {self.info.name!r} gives no training batch of at "
                     f"least {min_batch} examples."
                 )
-            self.train_ds = self.train_ds.repeat()
         self.model = model
+
+    def _whole_batches(self, ds):
+        """``ds`` without a last batch too small for the model (`build`)."""
+        if self.min_batch > 1:
+            min_batch = self.min_batch
+            ds = ds.filter(lambda *batch: tf.shape(tf.nest.flatten(batch)[0])[0] >= min_batch)
+        return ds
+
+    def training_batches(self, position=0):
+        """The training batches from the ``position``-th on, repeated, in a dataset loaded
+        afresh, for one ``fit``: a ``tf.data`` dataset iterated a second time draws another
+        shuffle and other noise than the first time, so every ``fit`` iterates a new dataset's
+        first iterator, whose batches then depend on their position alone. A run resumed within
+        an epoch, whose epoch is finished by a ``fit`` of its own, then sees the batches of an
+        uninterrupted run."""
+        config = self.config
+        ds, _ = config.load(
+            config.train_split,
+            self.entry.cls.data_spec,
+            training=True,
+            shuffle=True,
+            seed=config.seed,
+        )
+        if self.multi_worker:  # a pass an epoch: the workers' shards may differ in length
+            return self._whole_batches(distribute.shard_by_data(ds))
+        ds = self._whole_batches(ds).repeat()
+        return ds.skip(position) if position else ds
 
     # 5. The phases of the model's recipe.
 
@@ -215,12 +255,18 @@ class Run:
             where = (
                 self.phases[state.phase].name if state.phase < len(self.phases) else "its results"
             )
-            print(f"resuming after epoch {state.epoch}, in phase {where}")
-            # The data order and noise continue where they stopped (each pass draws anew).
-            self.train_ds = self.train_ds.skip(state.epoch * self.steps_per_epoch)
+            step = f" and step {state.step}" if state.step else ""
+            print(f"resuming after epoch {state.epoch}{step}, in phase {where}")
         self.state = state
         self.budgets = []
-        self.checkpoint = callbacks.AtomicCheckpoint(self.folder, model.monitor, best=state.best)
+        self.checkpoint = callbacks.AtomicCheckpoint(
+            self.folder,
+            model.monitor,
+            best=state.best,
+            every=None if self.multi_worker else config.checkpoint_every,
+            preemption=None if self.multi_worker else self.preemption,
+            steps_per_epoch=self.steps_per_epoch,
+        )
         self.guard = callbacks.SkippedStepsGuard()
         self.history = keras.callbacks.CSVLogger(os.path.join(self.out, "history.csv"), append=True)
         resume.write_history(state.history, self.history.filename)
@@ -235,6 +281,9 @@ class Run:
             resume.restore(model, os.path.join(self.folder, state.checkpoint), with_optimizer=False)
 
     def _fit_phase(self, i, phase):
+        """Fits phase ``i`` from where the state stands: one ``fit`` for the rest of an epoch
+        left part-done, then one for the phase's remaining epochs, each on `training_batches`
+        from its first step, so that the data order and noise continue where they stopped."""
         config, model, state = self.config, self.model, self.state
         # Before a restore: the schedule starts from the phase's own learning rate.
         schedule = LearningRateSchedule(
@@ -251,44 +300,73 @@ class Run:
                 seeds=state.seeds,
             )
             self.resuming = False
-        if state.phase_epoch == 0:
+        if state.phase_epoch == 0 and state.step == 0:
             state.starts.append((phase.name, state.epoch + 1))
-        spent = state.phase_seconds
         budget = config.time_budget or float("inf")
         share = budget * phase.epochs / sum(p.epochs for p in self.phases)
-        timer = callbacks.TimeBudget(share - spent)
-        self.budgets.append(timer)
         schedule.total_steps = phase.epochs * self.steps_per_epoch if self.steps_per_epoch else None
-        schedule.timer, schedule.spent, schedule.budget = timer, spent, share
-        if spent >= share:  # its budget ran out before the interruption: the phase is over
-            phase = dataclasses.replace(phase, epochs=state.phase_epoch)
+        schedule.budget = share
+        timer = None
+
+        def saved(name):
+            state.checkpoint, state.checkpoint_phase, state.phase = name, i, i
+            state.seeds = resume.seed_states(model)
+            state.phase_seconds = spent + timer.elapsed
 
         def on_saved(epoch, logs, name, best):
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(float(value))
-            state.epoch, state.checkpoint, state.checkpoint_phase = epoch + 1, name, i
-            state.phase, state.best = i, best
-            state.seeds = resume.seed_states(model)
+            saved(name)
+            state.epoch, state.step, state.metrics, state.best = epoch + 1, 0, [], best
             state.phase_epoch += 1
-            state.phase_seconds = spent + timer.elapsed
             state.save(self.folder)
 
-        self.checkpoint.on_saved = on_saved
-        model.fit(
-            self.train_ds,
-            validation_data=self.test_ds,
-            initial_epoch=state.epoch,
-            epochs=state.epoch + phase.epochs - state.phase_epoch,
-            steps_per_epoch=self.steps_per_epoch,
-            shuffle=False,
-            verbose=1 if sys.stdout.isatty() or config.verbose else 2,
-            # The budget first: what runs after its epoch end is not training time.
-            callbacks=[timer, *self._callbacks(schedule)],
-        )
-        if self.guard.failure:
-            raise callbacks.TrainingDiverged(f"{self.guard.failure}. Nothing was exported.")
-        if callbacks.non_finite_variables(model):
-            raise callbacks.TrainingDiverged("training made weights NaN or inf; nothing exported")
+        def on_step_saved(epoch, step, name):
+            saved(name)
+            state.epoch, state.step, state.metrics = epoch, step, resume.metric_states(model)
+            state.save(self.folder)
+
+        self.checkpoint.on_saved, self.checkpoint.on_step_saved = on_saved, on_step_saved
+        while state.phase_epoch < phase.epochs and state.phase_seconds < share:
+            spent = state.phase_seconds
+            timer = callbacks.TimeBudget(share - spent)
+            self.budgets.append(timer)
+            schedule.timer, schedule.spent = timer, spent
+            first = state.step
+            position = state.phase_epoch * (self.steps_per_epoch or 0) + first
+            self.checkpoint.first_step = first
+            self.preemption.armed = not self.multi_worker
+            try:
+                model.fit(
+                    self.training_batches(position),
+                    validation_data=self.test_ds,
+                    initial_epoch=state.epoch,
+                    epochs=state.epoch + (1 if first else phase.epochs - state.phase_epoch),
+                    steps_per_epoch=self.steps_per_epoch - first if first else self.steps_per_epoch,
+                    shuffle=False,
+                    verbose=1 if sys.stdout.isatty() or config.verbose else 2,
+                    # The budget first: what runs after its epoch end is not training time.
+                    # The part-done epoch's metrics last: after the guard's epoch begins.
+                    callbacks=[
+                        timer,
+                        *self._callbacks(schedule),
+                        *([self._part_done_epoch(first)] if first else []),
+                        callbacks.PhaseProgress(state.epoch + phase.epochs - state.phase_epoch),
+                    ],
+                )
+            except BaseException:
+                self.history.on_train_end()  # closes history.csv
+                raise
+            finally:
+                self.preemption.armed = False
+            if self.guard.failure:
+                raise callbacks.TrainingDiverged(f"{self.guard.failure}. Nothing was exported.")
+            if callbacks.non_finite_variables(model):
+                raise callbacks.TrainingDiverged(
+                    "training made weights NaN or inf; nothing exported"
+                )
+            if not first or timer.elapsed >= timer.seconds:  # the phase's last fit, or out of time
+                break
         if len(self.phases) > 1:
             results = model.evaluate(self.test_ds, verbose=0, return_dict=True)
             state.phase_figures[phase.name] = figures = model.headline(results)
@@ -296,6 +374,20 @@ class Run:
         state.seconds += state.phase_seconds
         state.phase, state.phase_epoch, state.phase_seconds = i + 1, 0, 0.0
         state.save(self.folder)
+
+    def _part_done_epoch(self, first):
+        """A callback that puts back, as ``fit`` begins the epoch, the running metrics of its
+        ``first`` steps done before the interruption, so that the epoch logs its whole means;
+        the guard against skipped steps counts on from them too."""
+        model, state, guard = self.model, self.state, self.guard
+
+        def restore(epoch, logs=None):
+            resume.restore_metrics(model, state.metrics)
+            skipped = [m for m in model.metrics if m.name == "skipped_steps"]
+            guard.steps = first
+            guard.seen = float(skipped[0].result()) if skipped else 0.0
+
+        return keras.callbacks.LambdaCallback(on_epoch_begin=restore)
 
     def _callbacks(self, schedule):
         """A phase's callbacks after its time budget: the schedule logs its rate before the CSV
@@ -335,11 +427,14 @@ class Run:
                 shutil.rmtree(self.out, ignore_errors=True)
                 return report
         out = self.out
-        callbacks.save_atomically(model, os.path.join(out, "model.keras"))
-        plots.loss_curve(state.history, os.path.join(out, "loss_curve.png"), phases=state.starts)
-        pictures = model.write_artifacts(
-            out, self.test_ds, seed=config.seed, temperature=config.temperature
-        )
+        callbacks.save_atomically(model, os.path.join(out, "model.keras"), callbacks.KEPT)
+        with writing(out, "the checkpoints are intact: run the same command again to finish"):
+            plots.loss_curve(
+                state.history, os.path.join(out, "loss_curve.png"), phases=state.starts
+            )
+            pictures = model.write_artifacts(
+                out, self.test_ds, seed=config.seed, temperature=config.temperature
+            )
         exported = (
             export.export(model, os.path.join(out, "export"), model_name=config.model)
             if config.export
@@ -376,8 +471,7 @@ class Run:
             },
             "export": exported,
         }
-        with open(os.path.join(out, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2, default=str)
+        write_json(os.path.join(out, "metrics.json"), metrics, indent=2, default=str)
         state.finished = True
         state.save(self.folder)
         figures = ", ".join(f"{k} {v}" for k, v in headline.items())

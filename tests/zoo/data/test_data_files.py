@@ -3,6 +3,7 @@ LIBSVM text (USPS), folders of images; and `zoo train` on a folder of PNGs."""
 
 import bz2
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -50,6 +51,53 @@ def test_npz_arrays_of_any_name_are_one_split(tmp_path, digits):
         data.load(str(tmp_path / "short.npz"), "all", x_key="pictures", y_key="ids")
     with pytest.raises(ValueError, match="x_key is for local files"):
         data.load("digits", "train", x_key="pictures")
+
+
+def _load_error(path, split="train"):
+    """The one-line ValueError that `data.load` raises on ``path``."""
+    with pytest.raises(ValueError) as error:
+        data.load(str(path), split)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
+def test_damaged_npz_files_are_named_without_unpickling(tmp_path, digits):
+    images, labels = digits
+    np.savez(tmp_path / "good.npz", x_train=images, y_train=labels)
+    whole = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    assert "cut.npz is a truncated or damaged .npz archive: its zip directory is missing" in (
+        _load_error(tmp_path / "cut.npz")
+    )
+    (tmp_path / "noise.npz").write_bytes(np.random.default_rng(0).bytes(3000))
+    message = _load_error(tmp_path / "noise.npz")
+    assert "noise.npz is not an .npz (zip of .npy arrays) archive" in message
+    assert "pickle" not in message
+    with zipfile.ZipFile(tmp_path / "text.npz", "w") as archive:
+        archive.writestr("x_train.npy", "not an array")
+        archive.writestr("y_train.npy", "1,2,3")
+    message = _load_error(tmp_path / "text.npz")
+    assert "text.npz is not an .npz (zip of .npy arrays) archive: its member 'x_train' is not " in (
+        message
+    )
+    np.savez(tmp_path / "objects.npz", x_train=np.array([{"a": 1}] * 3, dtype=object))
+    message = _load_error(tmp_path / "objects.npz")
+    assert "objects.npz: array 'x_train' holds Python objects" in message
+    assert "allow_pickle" not in message
+
+
+def test_a_negative_label_is_named_with_its_index(tmp_path, digits):
+    images, labels = digits
+    labels = labels.copy()
+    labels[17] = -1
+    np.savez(tmp_path / "negative.npz", x_train=images, y_train=labels)
+    assert "negative.npz: labels must be whole numbers >= 0; y_train[17] is -1" in _load_error(
+        tmp_path / "negative.npz"
+    )
+    np.savez(tmp_path / "named.npz", pictures=images, ids=labels)
+    with pytest.raises(ValueError, match=r"ids\[17\] is -1"):
+        data.load(str(tmp_path / "named.npz"), "all", x_key="pictures", y_key="ids")
 
 
 def write_libsvm(path, images, labels, scale):
@@ -182,6 +230,11 @@ def test_bad_image_folders_are_explained(tmp_path, digits):
     (tmp_path / "broken" / "a.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(data.CorruptFileError, match=r"a\.png is not a readable image"):
         data.load(str(tmp_path / "broken"), "all")
+    write_folder(tmp_path / "cut", images[:6], [0, 1, 0, 1, 0, 1])
+    cut = tmp_path / "cut" / "digit_1" / "0003.png"
+    cut.write_bytes(cut.read_bytes()[:-20])  # a valid header, its data cut short
+    message = _load_error(tmp_path / "cut", "all")
+    assert f"{cut} is not a readable image (truncated or corrupt?)" in message, message
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / "notes.txt").write_text("no pictures")
     with pytest.raises(data.DatasetUnavailableError, match=r"No images \(.png"):

@@ -1,5 +1,7 @@
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -71,8 +73,12 @@ def test_layout_versions_and_signature_manifest(exported):
         "bits_per_dim": {"dtype": "float32", "shape": [-1]},
         "log_prob": {"dtype": "float32", "shape": [-1]},
     }
-    with pytest.raises(FileExistsError, match="immutable"):
+    with pytest.raises(FileExistsError) as error:
         export.export(model, base, model_name="realnvp", version=1)
+    assert str(error.value) == (
+        f"{path} exists; TF Serving versions are immutable: choose another --version, or leave "
+        "it out for the next free one."
+    )
 
 
 def test_savedmodel_reproduces_the_keras_model_without_our_code(exported, tmp_path):
@@ -152,3 +158,68 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError, match="tracing failed"):
         export.export(Broken((4, 4, 1), 256, hidden_units=(8,)), str(tmp_path), model_name="b")
     assert os.listdir(tmp_path / "b") == []
+
+
+@pytest.mark.parametrize("name", ["sample", "decode"])
+def test_latent_signatures_name_a_non_finite_input(exported, name):
+    _, _, path = exported
+    signature = tf.saved_model.load(path).signatures[name]
+    for bad in (np.nan, np.inf):
+        z = np.zeros((2, 8, 8, 1), np.float32)
+        z[1, 3, 4, 0] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            signature(z=tf.constant(z))
+        message = str(error.value)  # "Graph execution error: ... assertion failed: [...]"
+        assert f"[{name}: input z must be finite; got NaN or inf]" in message, message
+        assert "logit" not in message.lower(), message  # not an inner layer's complaint
+    assert signature(z=tf.zeros((2, 8, 8, 1)))["images"].shape == (2, 8, 8, 1)
+
+
+def tiny_model():
+    return flows.NICE((4, 4, 1), 256, num_couplings=2, hidden_units=(8,))
+
+
+def test_racing_exports_take_the_next_version_or_refuse_a_given_one(tmp_path, monkeypatch):
+    """Another export publishes the version this one is writing, just before its rename."""
+    write_warmup, staged = export.write_warmup, []
+
+    def then_another_export_takes(version):
+        def write(path, *args):
+            write_warmup(path, *args)
+            staged.extend(os.listdir(tmp_path / "m"))
+            os.makedirs(tmp_path / "m" / version)
+            (tmp_path / "m" / version / "saved_model.pb").write_bytes(b"theirs")
+
+        return write
+
+    model = tiny_model()
+    monkeypatch.setattr(export, "write_warmup", then_another_export_takes("1"))
+    assert export.export(model, str(tmp_path), model_name="m") == str(tmp_path / "m" / "2")
+    assert (tmp_path / "m" / "1" / "saved_model.pb").read_bytes() == b"theirs"
+    assert (tmp_path / "m" / "2" / "saved_model.pb").exists()
+    host, pid = re.escape(socket.gethostname()), os.getpid()
+    assert [n for n in staged if re.fullmatch(rf"\.tmp-1-{host}-{pid}-[0-9a-f]{{32}}", n)], staged
+    monkeypatch.setattr(export, "write_warmup", then_another_export_takes("5"))
+    with pytest.raises(FileExistsError, match=r"5 exists; .* choose another --version"):
+        export.export(model, str(tmp_path), model_name="m", version=5)
+    assert sorted(os.listdir(tmp_path / "m")) == ["1", "2", "5"]
+
+
+def test_stale_staging_folders_are_removed_live_ones_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host, uid = socket.gethostname(), "0" * 32
+    folders = {
+        f".tmp-3-{host}-{dead.pid}-{uid}": False,  # its exporter is gone
+        f".tmp-3-{host}-{os.getpid()}-{uid}": True,  # a live exporter's
+        f".tmp-3-elsewhere-{dead.pid}-{uid}": True,  # another host's: cannot tell
+        f".tmp-4-{uid}": True,  # the older form, recent
+        f".tmp-5-{uid}": False,  # the older form, two hours old
+    }
+    for name in folders:
+        os.makedirs(tmp_path / "m" / name / "variables")
+    old = os.path.getmtime(tmp_path / "m") - 7200
+    os.utime(tmp_path / "m" / f".tmp-5-{uid}", (old, old))
+    export.export(tiny_model(), str(tmp_path), model_name="m")
+    kept = sorted(n for n, keep in folders.items() if keep)
+    assert sorted(os.listdir(tmp_path / "m")) == sorted(["1", *kept])

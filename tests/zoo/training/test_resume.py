@@ -1,5 +1,6 @@
-"""A `zoo train` killed with SIGKILL mid-run resumes when run again, and ends where an
-uninterrupted run with the same seed ends."""
+"""A `zoo train` stopped by Ctrl-C, or killed with SIGKILL, within an epoch resumes there when
+run again, and ends exactly where an uninterrupted run with the same seed ends; a second run
+into its folder is refused while it runs."""
 
 import csv
 import json
@@ -50,32 +51,84 @@ def _state(out):
         return None
 
 
+def _until(process, condition, what):
+    """Polls the run state until ``condition(state)``; the run must still be going."""
+    deadline = time.time() + 600
+    while not condition(_state_of(process) or {}):
+        assert process.poll() is None and time.time() < deadline, f"finished before {what}"
+        time.sleep(0.05)
+    return _state_of(process)
+
+
+def _state_of(process):
+    return _state(process.out)
+
+
+def _start(out, *args):
+    process = _zoo("--out", out, *args)
+    process.out = out
+    return process
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted run, and one killed in its third epoch then run again."""
+    """An uninterrupted run; and one that a second run into its folder meets, stopped by
+    Ctrl-C (SIGINT) within its second or third epoch, run again and killed (SIGKILL) within a
+    later epoch after a ``--checkpoint-every`` checkpoint, and run again to its end."""
     root = tmp_path_factory.mktemp("resume")
     whole, resumed = str(root / "whole"), str(root / "resumed")
     assert _zoo("--out", whole).wait(timeout=600) == 0
-    killed = _zoo("--out", resumed)
+    first = _start(resumed, "--checkpoint-every", "3")
+    lock = os.path.join(resumed, ".zoo-run.lock")
     deadline = time.time() + 600
-    while (_state(resumed) or {}).get("epoch", 0) < 2:
-        assert killed.poll() is None and time.time() < deadline, "finished before the kill"
+    while not (os.path.exists(lock) and open(lock).read()):
+        assert first.poll() is None and time.time() < deadline
         time.sleep(0.05)
-    time.sleep(0.5)  # into the third epoch
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    second = _zoo("--out", resumed).communicate(timeout=600)[0].decode().strip()
+    at_int = _until(first, lambda s: s.get("step", 0) >= 3 and s["epoch"] < 3, "the Ctrl-C")
+    first.send_signal(signal.SIGINT)
+    said = first.communicate(timeout=600)[0].decode().strip().splitlines()[-1]
+    at_int = _state(resumed)
+    assert first.returncode == 128 + signal.SIGINT, said
+
+    def later(state):
+        return state.get("step", 0) >= 3 and state["epoch"] > at_int["epoch"]
+
+    again = _start(resumed, "--checkpoint-every", "3")
+    at_kill = _until(again, later, "the kill")
+    again.send_signal(signal.SIGKILL)
+    again.wait()
     at_kill = _state(resumed)
     best_at_kill = os.stat(os.path.join(resumed, "checkpoints", "best.keras")).st_ino
-    again = _zoo("--out", resumed)
-    log = again.communicate(timeout=600)[0].decode()
-    assert again.returncode == 0, log[-3000:]
-    return whole, resumed, at_kill, best_at_kill, log
+    last = _start(resumed, "--checkpoint-every", "3")
+    log = last.communicate(timeout=600)[0].decode()
+    assert last.returncode == 0, log[-3000:]
+    return whole, resumed, (second, first.pid), (at_int, said), at_kill, best_at_kill, log
 
 
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(runs):
-    whole, resumed, at_kill, _, log = runs
-    assert 2 <= at_kill["epoch"] < 4 and not at_kill["finished"], at_kill
-    assert f"resuming after epoch {at_kill['epoch']}" in log, log[-2000:]
+def test_a_second_run_into_a_running_runs_folder_is_refused(runs):
+    _, resumed, (said, pid), *_ = runs
+    assert said.splitlines()[-1].startswith(
+        f"zoo: error: {resumed} is in use by another run (process {pid} on "
+    ), said[-2000:]
+    assert "wait for it to end, or choose another --out." in said
+
+
+def test_ctrl_c_checkpoints_the_step_in_one_line(runs):
+    _, resumed, _, (at_int, said), *_ = runs
+    epoch, step = at_int["epoch"], at_int["step"]
+    assert step > 0 and not at_int["finished"], at_int
+    assert said == (
+        f"zoo: interrupted by SIGINT in epoch {epoch + 1} after step {step}: saved "
+        f"{resumed}/checkpoints/resume-{epoch:04d}-{step:06d}.keras; run the same command "
+        "again to resume there"
+    )
+
+
+def test_an_interrupted_run_resumes_and_ends_where_an_uninterrupted_one_ends(runs):
+    whole, resumed, _, (at_int, _), at_kill, _, log = runs
+    assert at_int["epoch"] < at_kill["epoch"] < 4 and at_kill["step"] >= 3, at_kill
+    assert f"resuming after epoch {at_kill['epoch']} and step {at_kill['step']}" in log
     assert f"Epoch {at_kill['epoch'] + 1}/4" in log and "Epoch 1/4" not in log
     expected, got = _history(whole), _history(resumed)
     assert [r["epoch"] for r in got] == [r["epoch"] for r in expected] == ["0", "1", "2", "3"]
@@ -83,7 +136,8 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(runs):
     for key in ("loss", "val_loss"):
         kept = [float(r[key]) for r in got[: at_kill["epoch"]]]
         assert kept == at_kill["history"][key]
-    # After it, the same weights, optimizer state, data order and noise: the same figures.
+    # After each stop, within an epoch: the same weights, optimizer state, data order, noise
+    # and running means: the same figures, the two part-done epochs' training loss included.
     assert got == expected
     metrics = [json.load(open(os.path.join(out, "metrics.json"))) for out in (whole, resumed)]
     assert metrics[1]["epochs_run"] == 4
@@ -92,7 +146,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_ends(runs):
 
 
 def test_the_best_checkpoint_and_value_survive_the_kill(runs):
-    _, resumed, at_kill, best_at_kill, _ = runs
+    _, resumed, _, _, at_kill, best_at_kill, _ = runs
     folder = os.path.join(resumed, "checkpoints")
     state = _state(resumed)
     val = [float(r["val_loss"]) for r in _history(resumed)]
@@ -108,7 +162,7 @@ def test_the_best_checkpoint_and_value_survive_the_kill(runs):
 
 
 def test_a_finished_run_is_not_retrained_and_restart_starts_over(runs, capsys):
-    _, resumed, _, _, _ = runs
+    _, resumed, *_ = runs
     before = json.load(open(os.path.join(resumed, "metrics.json")))
     again = cli.run([*TRAIN, "--out", resumed])
     assert again == before and "finished" in capsys.readouterr().out
