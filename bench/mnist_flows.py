@@ -3,13 +3,13 @@
     python bench/mnist_flows.py --mnist ../shared/data/mnist --budget-minutes 10
     python bench/mnist_flows.py --models glow --set mixing=alternate   # an ablation
 
-Trains on the first 9,000 images of the MNIST test set and holds out the last 1,000 (the idx
-files in --mnist; any folder with t10k-images-idx3-ubyte[.gz] works), through `zoo.training.run`
-like `zoo train`. Each model trains with the same optimizer for the same budget of training time
-(validation, checkpoints and pictures excluded); then prints, per model, the held-out mean
-log-likelihood (nats per image, of the dequantized data in [0, 1)^784), bits/dim of the discrete
-8-bit data, training throughput (images/s, tracing excluded) and the model's peak resident
-memory, in one table.
+Trains on the 60,000 MNIST training images and reports on the 10,000 test images (the idx files
+in --mnist; `--protocol test9k`: the earlier rows' first 9,000 test images, holding out the last
+1,000), through `zoo.training.run` like `zoo train`. Each model trains with the same optimizer
+for the same budget of training time (validation, checkpoints and pictures excluded); then
+prints, per model, the held-out mean log-likelihood (nats per image, of the dequantized data in
+[0, 1)^784), bits/dim of the discrete 8-bit data, training throughput (images/s, tracing
+excluded) and the model's peak resident memory, in one table.
 """
 
 import argparse
@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from _memory import peak_rss_mib, reset_peak
+from _protocol import add_protocol, splits
 
 import tfflows
 from zoo import cli, data, training
@@ -44,8 +45,8 @@ def run_config(name, args, out):
     return training.RunConfig(
         model=name,
         dataset=args.mnist,
-        train_split="test[:9000]",
-        test_split="test[9000:]",
+        train_split=splits(args)[0],
+        test_split=splits(args)[1],
         batch_size=args.batch_size,
         epochs=10_000,
         learning_rate=args.learning_rate,
@@ -84,7 +85,7 @@ def importance_weighted(path, args):
     of the dequantization noise per image (`ImageFlow.importance_weighted_log_likelihood`)."""
     model = keras.saving.load_model(path)
     samples = args.iw_samples
-    ds, info = data.load(args.mnist, "test[9000:]", batch_size=max(1, 1024 // samples))
+    ds, info = data.load(args.mnist, splits(args)[1], batch_size=max(1, 1024 // samples))
     bound = tf.function(lambda x, seed: model.importance_weighted_log_likelihood(x, samples, seed))
     seeds = [tf.constant([args.seed, i], tf.int64) for i in range(len(ds))]  # one trace
     nats = np.concatenate([bound(x, seed).numpy() for x, seed in zip(ds, seeds, strict=True)])
@@ -95,6 +96,7 @@ def build_parser(description):
     """This benchmark's command line (bench/gradient_norms.py adds to it)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"))
+    add_protocol(parser)
     parser.add_argument("--budget-minutes", type=float, default=10.0)
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=64)
