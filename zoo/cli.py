@@ -423,17 +423,14 @@ def main(argv=None):
     except (ValueError, OSError, training.TrainingDiverged) as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise
-        print(f"zoo: error: {_first_line(error)}", file=sys.stderr)
+        print(f"zoo: error: {storage.first_line(error)}", file=sys.stderr)
         return 1 if isinstance(error, training.TrainingDiverged) else 2
     except (training.Interrupted, KeyboardInterrupt) as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise
         interrupted = isinstance(error, training.Interrupted)
-        print(f"zoo: {_first_line(error) if interrupted else 'interrupted'}", file=sys.stderr)
+        print(
+            f"zoo: {storage.first_line(error) if interrupted else 'interrupted'}", file=sys.stderr
+        )
         return 128 + getattr(error, "signum", signal.SIGINT)
     return 0
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else repr(error)

@@ -28,6 +28,12 @@ class WriteFailed(OSError):
         return f"could not write {self.path}: {self.cause}{kept}"
 
 
+def first_line(error):
+    """The first line of ``error``'s message; its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _cause(error):
     """The reason in ``error`` without its noise: an ``OSError``'s strerror, the first line of
     a TensorFlow error's message."""

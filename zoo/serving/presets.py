@@ -20,6 +20,8 @@ import json
 import os
 import zipfile
 
+from zoo.storage import first_line
+
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = os.path.join(_CHECKOUT, "saved_models")
 MODEL_FILE, CARD_FILE = "model.keras", "card.json"
@@ -78,8 +80,9 @@ def card(name):
         with open(path) as f:
             found = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        reason = str(error).splitlines()[0]
-        raise ValueError(f"{path} is not a valid preset card (JSON): {reason}") from error
+        raise ValueError(
+            f"{path} is not a valid preset card (JSON): {first_line(error)}"
+        ) from error
     if not isinstance(found, dict):
         raise ValueError(
             f"{path} is not a valid preset card: it holds a JSON {type(found).__name__}, "
@@ -129,8 +132,9 @@ def load_model(name_or_path, compile=True):
     try:
         model = keras.saving.load_model(path, compile=compile)
     except Exception as error:  # Keras reports a damaged archive in many ways
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"Cannot load {path}: {type(error).__name__}: {reason}") from error
+        raise ValueError(
+            f"Cannot load {path}: {type(error).__name__}: {first_line(error)}"
+        ) from error
     if not isinstance(model, ZooModel):
         raise ValueError(
             f"{path} holds a {type(model).__module__.split('.')[0]} {type(model).__name__}, not "

@@ -24,7 +24,7 @@ import math
 import os
 import zipfile
 
-from zoo.storage import replace_file, write_json
+from zoo.storage import first_line, replace_file, write_json
 from zoo.training.config import FIRST_FINGERPRINT, NOT_FINGERPRINTED
 
 STATE = "state.json"
@@ -153,9 +153,9 @@ def restore(model, path, with_optimizer=True, seeds=None):
             model, path, objects_to_skip=None if with_optimizer else optimizers
         )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
-            f"the resume checkpoint {path} is damaged ({cause}); rerun with --restart to start over"
+            f"the resume checkpoint {path} is damaged ({first_line(error)}); rerun with --restart "
+            "to start over"
         ) from error
     if seeds:
         variables = _seed_variables(model)
