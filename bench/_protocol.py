@@ -26,3 +26,8 @@ def add_protocol(parser):
 def splits(args):
     """``(training split, held-out split)`` of the parsed ``args``' protocol."""
     return PROTOCOLS[args.protocol]
+
+
+def first(split, count):
+    """The first ``count`` images of ``split`` (one that starts at its set's first image)."""
+    return f"{split.partition('[')[0]}[:{count}]"

@@ -13,6 +13,7 @@ excluded) and the model's peak resident memory, in one table.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -48,11 +49,11 @@ def run_config(name, args, out):
         train_split=splits(args)[0],
         test_split=splits(args)[1],
         batch_size=args.batch_size,
-        epochs=10_000,
+        epochs=args.epochs or 10_000,
         learning_rate=args.learning_rate,
         **{aid: getattr(args, aid) for aid in training.TRAINING_AIDS},
         mixed_precision=args.mixed_precision,
-        time_budget=60 * args.budget_minutes,
+        time_budget=None if args.epochs else 60 * args.budget_minutes,
         seed=args.seed,
         options={**CONFIGS[name], **args.options[name]},
         out=os.path.join(out, name),
@@ -60,9 +61,11 @@ def run_config(name, args, out):
     )
 
 
-def run(name, args, out):
+def run(name, args, out, **changes):
+    """Trains model ``name`` as ``args`` say, with ``changes`` to its `training.RunConfig`;
+    returns its row."""
     reset_peak()
-    metrics = training.run(run_config(name, args, out))
+    metrics = training.run(dataclasses.replace(run_config(name, args, out), **changes))
     peak = peak_rss_mib()  # training's; the bound below runs S x larger batches
     saved = os.path.join(out, name, "model.keras")
     iw = importance_weighted(saved, args) if args.iw_samples else None
@@ -98,13 +101,20 @@ def build_parser(description):
     parser.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"))
     add_protocol(parser)
     parser.add_argument("--budget-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="a budget of training images instead (epochs of 60,000), the same on any CPU",
+    )
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     cli.add_training_aids(parser)
     parser.add_argument(
         "--set",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
         help="a model option for every model run, as zoo train --set",

@@ -2,18 +2,19 @@
 
     python bench/mnist_generative.py --mnist ../shared/data/mnist --budget-minutes 3
 
-Trains each model through `zoo.training.run` (as `zoo train` does) on the first 9,000 images of
-the MNIST test set and holds out the last 1,000. Prints one table per family:
+Trains each model through `zoo.training.run` (as `zoo train` does) on the 60,000 MNIST training
+images and holds out the 10,000 test images (`--protocol test9k`: the earlier rows' first 9,000
+test images, holding out the last 1,000). Prints one table per family:
 
 * GAN: classifier-Frechet distance and mode coverage (classes covered, KL to the held-out class
   histogram) of 10,000 samples against the held-out images, in the feature space of the judge
-  the run trained; the floor is the same figures for 1,000 training images against the held-out
-  ones (what a perfect generator would score with so few reference images).
+  the run trained; the floor is the same figures for as many training images as there are
+  held-out ones (what a perfect generator would score against that reference set).
 * Stacked MNIST (1,000 modes): three random training digits stacked as the channels of one
-  28x28x3 image; the DCGAN trains on 26,000 of them; 26,000 samples are classified channel by
-  channel by a judge trained on the single digits; modes covered (of 1,000) and KL to uniform,
-  against the same figures for 26,000 real stacked images. (PacGAN's paper, on its setting:
-  DCGAN 99 modes, KL 3.40; PacDCGAN 1,000 modes, KL 0.06.)
+  28x28x3 image; the DCGAN trains on --stacked-size of them (default 60,000); 26,000 samples
+  are classified channel by channel by a judge trained on the single digits; modes covered (of
+  1,000) and KL to uniform, against the same figures for 26,000 real stacked images.
+  (PacGAN's paper, on its setting: DCGAN 99 modes, KL 3.40; PacDCGAN 1,000 modes, KL 0.06.)
 * Autoencoders: held-out MSE and PSNR per bottleneck size.
 * VAE: held-out ELBO (nats) and bits/dim, and the importance-weighted bound in bits/dim of the
   discrete data (k samples), next to the flows' bits/dim (bench/mnist_flows.py).
@@ -32,11 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 from _memory import peak_rss_mib, reset_peak
+from _protocol import add_protocol, first, splits
 
 from zoo import data, training
 from zoo.models.gan import metrics as gan_metrics
-
-TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
 
 
 def train(model, args, out, options, budget_minutes, mode="off", batch_size=64):
@@ -44,8 +44,8 @@ def train(model, args, out, options, budget_minutes, mode="off", batch_size=64):
         training.RunConfig(
             model=model,
             dataset=args.mnist,
-            train_split=TRAIN,
-            test_split=HELD_OUT,
+            train_split=splits(args)[0],
+            test_split=splits(args)[1],
             batch_size=batch_size,
             epochs=10_000,
             mixed_precision=mode,
@@ -76,8 +76,8 @@ def load_images(args, split, scaling="unit"):
 def gan_rows(args, scratch):
     import keras
 
-    held_out, _ = load_images(args, HELD_OUT)
-    floor_images, _ = load_images(args, "test[:1000]")
+    held_out, _ = load_images(args, splits(args)[1])
+    floor_images, _ = load_images(args, first(splits(args)[0], len(held_out)))
     rows = []
     for pack in args.packs:
         out = os.path.join(scratch, f"dcgan-pack{pack}")
@@ -98,7 +98,7 @@ def gan_rows(args, scratch):
                 "speed": throughput("dcgan", args, out + "-speed", options),
             }
         )
-    print(f"\nGAN: {args.num_samples} samples vs the 1,000 held-out images")
+    print(f"\nGAN: {args.num_samples} samples vs the {len(held_out):,} held-out images")
     print(
         f"{'model':14s} {'weights':>10s} {'epochs':>6s} {'judge acc':>9s} {'cFD':>9s} "
         f"{'classes':>7s} {'KL':>7s} {'floor cFD':>9s} {'floor KL':>8s}  img/s"
@@ -127,8 +127,8 @@ def stacked_rows(args, scratch):
     from zoo.models.gan.judge import ChannelwiseClassifier, FeatureClassifier
 
     rng = np.random.default_rng(args.seed)
-    train_x, train_y = load_images(args, TRAIN)
-    held_x, held_y = load_images(args, HELD_OUT)
+    train_x, train_y = load_images(args, splits(args)[0])
+    held_x, held_y = load_images(args, splits(args)[1])
     as_uint8 = lambda x: np.round(x * 255).astype(np.uint8)  # noqa: E731
     x_train, _ = stack(as_uint8(train_x), train_y, args.stacked_size, rng)
     x_test, _ = stack(as_uint8(held_x), held_y, 2600, rng)
@@ -137,7 +137,7 @@ def stacked_rows(args, scratch):
 
     ds, _ = data.load(
         args.mnist,
-        TRAIN,
+        splits(args)[0],
         scaling="unit",
         with_labels=True,
         batch_size=64,
@@ -222,7 +222,7 @@ def vae_rows(args, scratch):
     out = os.path.join(scratch, "vae")
     metrics = train("vae", args, out, {}, args.budget_minutes)
     model = keras.saving.load_model(os.path.join(out, "model.keras"))
-    held_out, _ = load_images(args, HELD_OUT)
+    held_out, _ = load_images(args, splits(args)[1])
     iw = np.concatenate(
         [
             model.iw_bits_per_dim(tf.constant(held_out[i : i + 100]), args.iw_samples).numpy()
@@ -261,6 +261,7 @@ FAMILIES = {
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist", default=os.path.join("..", "shared", "data", "mnist"))
+    add_protocol(parser)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--budget-minutes", type=float, default=3.0, help="GAN and VAE runs")
     parser.add_argument("--ae-minutes", type=float, default=1.0, help="each autoencoder run")
@@ -269,7 +270,7 @@ def main(argv=None):
     parser.add_argument("--packs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--bottlenecks", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--num-samples", type=int, default=10_000)
-    parser.add_argument("--stacked-size", type=int, default=26_000, help="stacked train images")
+    parser.add_argument("--stacked-size", type=int, default=60_000, help="stacked train images")
     parser.add_argument("--stacked-samples", type=int, default=26_000)
     parser.add_argument("--iw-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)

@@ -2,17 +2,19 @@
 
     python bench/mnist_transfer.py --mnist ../shared/data/mnist
 
-Pretrains a `zoo.ConvClassifier` on digits 0-4 of the first 9,000 images of the MNIST test set,
-then for 1, 10 and 50 labelled images per class of digits 5-9 (drawn from the same 9,000, five
-draws each, seeds 0-4) trains, through `zoo.training.run` as `zoo train` does:
+Pretrains a `zoo.ConvClassifier` on digits 0-4 of the 60,000 MNIST training images (`--protocol
+test9k`: of the first 9,000 test images), then for 1, 10 and 50 labelled images per class of
+digits 5-9 (drawn from the same training images, five draws each, seeds 0-4) trains, through
+`zoo.training.run` as `zoo train` does:
 
 * ``transfer``: the pretrained conv net frozen, a new head (phase ``frozen``), then every layer
   but batch norm fine-tuned at a 10x lower learning rate (phase ``fine_tuned``);
 * ``scratch``: the same architecture from random weights on the same labelled images, for as
   many steps as both transfer phases together.
 
-Accuracy is on digits 5-9 of the last 1,000 images (held out). Prints mean +- standard deviation
-over the draws per method and label count, writes transfer_accuracy.png and results.json.
+Accuracy is on digits 5-9 of the 10,000 test images (test9k: of the last 1,000). Prints mean
++- standard deviation over the draws per method and label count, writes transfer_accuracy.png
+and results.json.
 """
 
 import argparse
@@ -26,19 +28,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 from _memory import peak_rss_mib
+from _protocol import add_protocol, splits
 
 from zoo import data, training
 from zoo.training import precision
 
-TRAIN, HELD_OUT = "test[:9000]", "test[9000:]"
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 
 
 def run(args, out, **fields):
     config = training.RunConfig(
         dataset=args.mnist,
-        train_split=TRAIN,
-        test_split=HELD_OUT,
+        train_split=splits(args)[0],
+        test_split=splits(args)[1],
         batch_size=args.batch_size,
         mixed_precision=args.precision,
         out=out,
@@ -71,6 +73,7 @@ def accuracy_plot(table, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", default="../shared/data/mnist", help="MNIST idx folder")
+    add_protocol(parser)
     parser.add_argument("--labels", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10, help="per phase; 10 steps each")
@@ -117,7 +120,7 @@ def main(argv=None):
 
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     print(f"\n{command}")
-    _, held_out = data.load(args.mnist, HELD_OUT, with_labels=True, classes=TARGET)
+    _, held_out = data.load(args.mnist, splits(args)[1], with_labels=True, classes=TARGET)
     print(
         f"pretrained on digits 0-4 ({source['train_examples']} images): held-out accuracy "
         f"{source['held_out_accuracy']:.4f}; accuracy below on {held_out.num_examples} held-out "

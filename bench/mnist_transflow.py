@@ -2,9 +2,10 @@
 
     python bench/mnist_transflow.py --mnist ../shared/data/mnist
 
-The flow is saved_models/realnvp_mnist (trained on the first 9,000 MNIST test images). From the
-held-out last 1,000, each draw (seeds 0-4) takes k = 1, 5, 10 examples of every digit; the rest
-of the 1,000 are classified by:
+The flow is the preset realnvp_mnist (trained on the 60,000 MNIST training images; --flow takes
+another, and `--protocol test9k` holds out test images 9,000-9,999 for a flow trained on the
+first 9,000). From the held-out test images, each draw (seeds 0-4) takes k = 1, 5, 10 examples
+of every digit; the rest are classified by:
 
 * Transflow (`zoo.Transflow`, strength 1), ``fixed`` and ``estimate`` variance: the class whose
   posterior predictive gives the image's latent the highest density;
@@ -26,20 +27,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 from _memory import peak_rss_mib
+from _protocol import add_protocol, splits
 
 from zoo import data, plots
 from zoo.models.transflow import Transflow
+from zoo.serving import presets
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FLOW = os.path.join(HERE, "..", "saved_models", "realnvp_mnist", "1")
+FLOW = presets.model_file("realnvp_mnist")
 
 
 def held_out(args):
     ds, _ = data.load(
         args.mnist,
-        "test[9000:]",
+        splits(args)[1],
         with_labels=True,
-        batch_size=1000,
+        batch_size=10_000,
         scaling=Transflow.data_spec.scaling,
     )
     x, y = next(iter(ds))
@@ -63,6 +65,7 @@ def nearest_neighbour(train, train_labels, test):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", default="../shared/data/mnist", help="MNIST idx folder")
+    add_protocol(parser)
     parser.add_argument("--flow", default=FLOW, help="a flow's SavedModel folder or .keras")
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--draws", type=int, default=5)

@@ -4,13 +4,15 @@ zoo list                                # the models
 zoo train realnvp                       # embedded digits, a few minutes on 2 CPU cores
 zoo train dcgan                         # same data, a GAN
 zoo train nice --dataset mnist --data-dir ~/tensorflow_datasets --epochs 100
-zoo train realnvp --dataset path/to/mnist --train-split "test[:9000]" --test-split "test[9000:]"
+zoo train realnvp --dataset path/to/mnist  # idx files: train 60,000, test 10,000 images
+zoo train vae --dataset path/to/mnist --binarize --set likelihood=bernoulli iw_samples=5
 zoo sample runs/realnvp-digits/model.keras -n 64 --temperature 0.7
 zoo evaluate runs/realnvp-digits/model.keras --dataset digits --split test
 zoo export runs/realnvp-digits/model.keras --base-dir serving --name realnvp
 zoo train transfer                      # pretrain on digits 0-4, transfer to 5-9, 10 labels each
-zoo transflow saved_models/realnvp_mnist/1 --dataset saved_models/realnvp_mnist/examples.npz \
-    --split "test[:50]" --test-split "test[50:]"
+zoo list --presets                      # the trained models the package ships
+zoo evaluate glow_mnist                 # a preset's figures on the held-out examples it ships
+zoo transflow realnvp_mnist --dataset path/to/mnist --split "test[:5000]" --examples-per-class 5
 zoo train transfer --set backbone=runs/classifier-digits/model.keras --classes 5 6 7 8 9 \
     --labels-per-class 1 --steps-per-epoch 10
 
@@ -84,6 +86,13 @@ def add_data_options(parser, batch_size):
     )
     parser.add_argument("--x-key", metavar="NAME", help="the images array of an .npz file")
     parser.add_argument("--y-key", metavar="NAME", help="the labels array of an .npz file")
+    parser.add_argument(
+        "--binarize",
+        action="store_true",
+        default=None,
+        help="Bernoulli-binarize pixels (mean: intensity): redrawn each epoch in training, "
+        "drawn once (--seed) for held-out data; a binarized model's data by default",
+    )
     parser.add_argument(
         "--classes",
         type=int,
@@ -187,6 +196,12 @@ def add_training_options(parser):
         "SIGTERM and Ctrl-C checkpoint the step they stop at)",
     )
     parser.add_argument(
+        "--no-export",
+        dest="export",
+        action="store_false",
+        help="skip the SavedModel (`zoo export` writes one from model.keras later)",
+    )
+    parser.add_argument(
         "--no-tensorboard",
         dest="tensorboard",
         action="store_false",
@@ -194,9 +209,10 @@ def add_training_options(parser):
     )
     parser.add_argument(
         "--set",
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="KEY=VALUE",
-        help="model option, e.g. --set filters=64 (repeatable)",
+        help="model options, e.g. --set filters=64 num_blocks=2 (repeatable)",
     )
 
 
@@ -296,13 +312,14 @@ def list_command(args):
         rows = []
         for name, folder in presets.list_presets().items():
             card = presets.card(folder)
-            figure = card.get("held_out_bits_per_dim")
+            headline = card.get("headline") or {}
+            figure = next(iter(headline.items()), None)
             rows.append(
                 (
                     name,
                     card["model"],
                     f"{card['dataset']} {card.get('test_split', '')}".strip(),
-                    f"{figure:.4f} bits/dim" if figure is not None else "",
+                    f"{figure[0].removeprefix('held_out_')} {figure[1]:.4f}" if figure else "",
                     folder,
                 )
             )

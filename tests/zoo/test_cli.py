@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from zoo import cli
+from zoo.serving import presets
 from zoo.training import precision
 
 TINY = ["--set", "filters=8", "--set", "num_blocks=1", "--epochs", "1", "--batch-size", "128"]
@@ -86,6 +87,35 @@ def test_evaluate_reproduces_the_training_figure(trained, capsys):
     result = cli.run(["evaluate", os.path.join(out, "model.keras")])
     assert abs(result["bits_per_dim"] - metrics["held_out_bits_per_dim"]) < 1e-3
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["split"] == "test"
+
+
+def test_a_binarized_vae_is_evaluated_on_binarized_data(tmp_path):
+    """`--binarize` trains on 2-level data; `zoo evaluate` binarizes the same way by default (a
+    model of 2-level data asks for it), else the digits' 17 levels would not fit the model."""
+    out = str(tmp_path / "vae")
+    options = [
+        "--set",
+        "likelihood=bernoulli",
+        "hidden_units=(32,)",
+        "latent_dim=4",
+        "iw_samples=3",
+    ]
+    quiet = ["--no-export", "--no-tensorboard", "--mixed-precision", "off"]
+    metrics = cli.run(
+        ["train", "vae", "--binarize", "--epochs", "2", *options, *quiet, "--out", out]
+    )
+    assert metrics["num_levels"] == 2 and metrics["config"]["iw_samples"] == 3
+    result = cli.run(["evaluate", os.path.join(out, "model.keras")])
+    assert result["loss"] == pytest.approx(metrics["held_out"]["loss"], rel=0.02)
+    assert result["bits_per_dim"] == pytest.approx(result["loss"] / (64 * np.log(2)), rel=1e-5)
+
+
+def test_a_model_file_option_takes_a_preset_name(tmp_path):
+    out = str(tmp_path / "transflow")
+    command = ["train", "transflow", "--set", "flow=realnvp_digits", "--labels-per-class", "3"]
+    metrics = cli.run([*command, "--epochs", "1", "--no-export", "--no-tensorboard", "--out", out])
+    assert metrics["config"]["flow"] == presets.model_file("realnvp_digits")
+    assert metrics["held_out_accuracy"] > 0.3  # 10 classes: chance is 0.1
 
 
 def test_sample_and_export_commands(trained, tmp_path):

@@ -23,6 +23,8 @@ class DataOptions:
       image_size: ``(height, width)`` to resize to; color: ``"grayscale"`` or ``"rgb"``.
       num_levels: pixel levels of a local file's integer images.
       x_key, y_key: the arrays of an ``.npz`` file.
+      binarize: Bernoulli-binarize the pixels (`zoo.data.load`): fresh draws each epoch for
+        training, one fixed draw for held-out data.
       classes: labels to keep, renumbered ``0 .. k-1`` in this order.
       labels_per_class: training images drawn per class (few-label subsets).
       batch_size: examples per batch.
@@ -36,6 +38,7 @@ class DataOptions:
     num_levels: int | None = None
     x_key: str | None = None
     y_key: str | None = None
+    binarize: bool = False
     classes: tuple | None = None
     labels_per_class: int | None = None
     batch_size: int = 64

@@ -2,7 +2,8 @@
 
 The steps, in order: read the split (`zoo.data.sources`), keep some classes (`select`), describe
 it (`DataInfo`), then the ``tf.data`` pipeline: levels (resize, colour), cache, shuffle, batch,
-scale (`scale`: dequantize for densities, ``[0, 1]`` or ``[-1, 1]``), labels or not, prefetch.
+binarize (`binarized`, optional), scale (`scale`: dequantize for densities, ``[0, 1]`` or
+``[-1, 1]``), labels or not, prefetch.
 """
 
 import dataclasses
@@ -43,6 +44,7 @@ def load(
     color=None,
     scaling="dequantize",
     dequantize_seed=None,
+    binarize=False,
     with_labels=False,
     batch_size=None,
     shuffle=False,
@@ -69,8 +71,13 @@ def load(
         density models need (`tfflows.uniform_dequantize`); ``"centered"``: ``(x + 1/2) / K``,
         the bins' centres; ``"unit"``: ``x / (K - 1)`` in ``[0, 1]``; ``"symmetric"``:
         ``2 x / (K - 1) - 1`` in ``[-1, 1]``.
-      dequantize_seed: fixed dequantization noise (the same every epoch), e.g. for reproducible
-        evaluation; by default the noise is drawn afresh each epoch (from ``seed``).
+      dequantize_seed: fixed noise (dequantization's and binarization's, the same every
+        epoch), e.g. for reproducible evaluation; by default the noise is drawn afresh each
+        epoch (from ``seed``).
+      binarize: replace each pixel of level ``x`` by a Bernoulli draw of mean ``x / (K - 1)``
+        (`binarized`): 2 levels, drawn afresh each epoch ("dynamically binarized MNIST", the
+        benchmark of Burda, Grosse and Salakhutdinov, 2016), or once for a fixed
+        ``dequantize_seed`` (a held-out set binarized for good).
       with_labels: yield ``(image, label)`` pairs.
       classes: labels to keep, renumbered ``0 .. len(classes) - 1`` in this order (``info``
         records them as ``classes``).
@@ -107,27 +114,28 @@ def load(
     info = DataInfo(
         name=str(name),
         image_shape=_image_shape(name, source.shape, image_size, color),
-        num_levels=int(source.num_levels),
+        num_levels=2 if binarize else int(source.num_levels),
         num_classes=num_classes,
         num_examples=num_examples,
         classes=classes,
     )
     resize = image_size is not None and tuple(source.shape[:2]) != tuple(info.image_shape[:2])
-    ds = ds.map(_to_levels(info, resize, color), num_parallel_calls=tf.data.AUTOTUNE)
+    levels = int(source.num_levels)
+    ds = ds.map(_to_levels(levels, info, resize, color), num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
     if shuffle:
         buffer = (num_examples or 10_000) if shuffle is True else int(shuffle)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    # Scaling whole batches is one op per batch rather than per image, except where the noise
-    # is keyed by each image's index (fixed noise, whatever the batching).
-    per_image = scaling == "dequantize" and dequantize_seed is not None
+    # Noise on whole batches is one op per batch rather than per image, except where it is
+    # keyed by each image's index (fixed noise, whatever the batching).
+    per_image = dequantize_seed is not None
     if per_image:
-        ds = scale(ds, info.num_levels, scaling, dequantize_seed, seed)
+        ds = _noised(ds, levels, info.num_levels, binarize, scaling, dequantize_seed, seed)
     if batch_size:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if not per_image:
-        ds = scale(ds, info.num_levels, scaling, dequantize_seed, seed)
+        ds = _noised(ds, levels, info.num_levels, binarize, scaling, dequantize_seed, seed)
     if not with_labels:
         ds = ds.map(lambda image, label: image)
     if prefetch:
@@ -167,10 +175,10 @@ def _image_shape(name, shape, image_size, color):
     return shape
 
 
-def _to_levels(info, resize, color):
-    """The map from a source's ``(image, label)`` to float levels ``0 .. K-1`` of
+def _to_levels(num_levels, info, resize, color):
+    """The map from a source's ``(image, label)`` to float levels ``0 .. num_levels-1`` of
     ``info.image_shape``, resized and converted as asked."""
-    top = float(info.num_levels - 1)
+    top = float(num_levels - 1)
 
     def levels(image, label):
         image = tf.cast(image, tf.float32)
@@ -237,6 +245,26 @@ def select(ds, name, split, num_classes, num_examples, classes, per_class, seed)
     return ds, k, int(found.sum()), classes
 
 
+def _noised(ds, levels, num_levels, binarize, scaling, fixed_seed, seed):
+    """`binarized` (when asked) then `scale`."""
+    if binarize:
+        ds = binarized(ds, levels, fixed_seed, seed)
+    return scale(ds, num_levels, scaling, fixed_seed, seed)
+
+
+def binarized(ds, num_levels, fixed_seed, seed):
+    """``ds``'s ``(levels, label)`` elements with each pixel replaced by a Bernoulli draw of
+    mean ``x / (K - 1)``: levels 0 and 1. Noise as in `scale`, from seeds of its own (folded
+    in), so that a binarized image's dequantization noise is independent of its draw."""
+
+    def draw(image, noise_seed):
+        noise_seed = tf.random.experimental.stateless_fold_in(noise_seed, 1)
+        u = tf.random.stateless_uniform(tf.shape(image), seed=noise_seed)
+        return tf.cast(u < image / float(num_levels - 1), tf.float32)
+
+    return _with_noise(ds, fixed_seed, seed, draw)
+
+
 def scale(ds, num_levels, scaling, fixed_seed, seed):
     """``ds``'s ``(levels, label)`` elements (images or batches) scaled as ``scaling`` (see
     `load`); dequantization noise fixed by ``fixed_seed``, else new each pass (from ``seed``)."""
@@ -247,6 +275,15 @@ def scale(ds, num_levels, scaling, fixed_seed, seed):
         return ds.map(lambda image, label: (2.0 * image / top - 1.0, label))
     if scaling == "centered":
         return ds.map(lambda image, label: ((image + 0.5) / float(num_levels), label))
+    return _with_noise(
+        ds, fixed_seed, seed, lambda image, s: uniform_dequantize(image, num_levels, seed=s)
+    )
+
+
+def _with_noise(ds, fixed_seed, seed, transform):
+    """``ds``'s ``(image, label)`` elements as ``(transform(image, noise_seed), label)``, with
+    a stateless ``noise_seed`` per element: ``[fixed_seed, index]``, the same each pass, or,
+    without ``fixed_seed``, drawn afresh each pass from ``seed``."""
     if fixed_seed is None:
         # Stateful random ops in a map restart their sequence with every iterator, i.e. every
         # epoch of `fit`: seeds (per element: image or batch) from a dataset that redraws each
@@ -255,10 +292,9 @@ def scale(ds, num_levels, scaling, fixed_seed, seed):
     else:
         seeds = tf.data.Dataset.from_tensors(tf.cast(fixed_seed, tf.int64)).repeat()
 
-    def dequantize(index, element, seed):
+    def noised(index, element, seed):
         image, label = element
-        noise_seed = tf.stack([seed, index])
-        return uniform_dequantize(image, num_levels, seed=noise_seed), label
+        return transform(image, tf.stack([seed, index])), label
 
     ds = tf.data.Dataset.zip(ds.enumerate(), seeds)
-    return ds.map(lambda i_e, s: dequantize(*i_e, s), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(lambda i_e, s: noised(*i_e, s), num_parallel_calls=tf.data.AUTOTUNE)

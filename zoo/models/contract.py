@@ -96,6 +96,9 @@ class TheModel:
     #: A classifier's dataset label of each of its outputs (its classes renumbered
     #: ``0 .. k-1`` in training); None for a model that does not classify.
     class_labels = None
+    #: Constructor options that take another model's ``.keras`` file, where a run also takes
+    #: a preset's name (`zoo.training.run` puts the preset's file in).
+    model_file_options = ()
 
     @classmethod
     def from_data(cls, info, **options):
@@ -121,8 +124,14 @@ class TheModel:
     def data_options(self):
         """`zoo.data.DataOptions` fields that the trained model's data must be loaded with
         unless the user says otherwise (``zoo evaluate``): a classifier's ``classes`` (its
-        `class_labels`), so that its outputs' numbering holds; nothing for other models."""
-        return {} if self.class_labels is None else {"classes": tuple(self.class_labels)}
+        `class_labels`), so that its outputs' numbering holds; ``binarize`` for a model of
+        2-level data (binarizing data that are binary already changes nothing)."""
+        options = {}
+        if self.class_labels is not None:
+            options["classes"] = tuple(self.class_labels)
+        if getattr(self, "num_levels", None) == 2:
+            options["binarize"] = True
+        return options
 
     def serving_endpoints(self):
         """The SavedModel's signatures (`zoo.serving.export`): an ordered mapping from

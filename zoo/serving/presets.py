@@ -8,11 +8,14 @@ flow.preset_card["held_out_bits_per_dim"]     # 2.0462: its data, command, figur
 images = flow.sample(16, temperature=0.7, seed=[0, 0])
 ```
 
-A preset is a folder ``NAME/`` holding ``model.keras`` (the whole Keras model, so loading needs
-no network and no code but the zoo's), ``card.json`` (what `saved_models/build.py` measured: data,
-command, held-out figures, versions), ``MODEL_CARD.md`` and the SavedModel ``1/`` that TF Serving
-serves. The zoo ships its presets in ``saved_models/``; ``$ZOO_PRESETS`` (folders separated by
+A preset is a folder ``NAME/`` holding ``model.keras`` (the whole Keras model in the float32
+policy, without optimizer state, so loading needs no network and no code but the zoo's),
+``card.json`` (what `tools/build_presets.py` measured: data, command, held-out figures,
+versions), ``MODEL_CARD.md`` and, where its data are not on every machine, ``examples.npz``
+(held-out examples that ``zoo evaluate NAME`` scores). The package ships its presets as package
+data (``zoo/presets/``, in the wheel too); ``$ZOO_PRESETS`` (folders separated by
 ``os.pathsep``) adds others, searched first. A path to a preset folder is a preset too.
+``zoo export NAME`` writes a preset's SavedModel for TF Serving.
 """
 
 import difflib
@@ -22,8 +25,7 @@ import zipfile
 
 from zoo.storage import first_line
 
-_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHIPPED = os.path.join(_CHECKOUT, "saved_models")
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "presets")
 MODEL_FILE, CARD_FILE = "model.keras", "card.json"
 
 

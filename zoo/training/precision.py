@@ -28,6 +28,21 @@ def bfloat16_units(cpuinfo="/proc/cpuinfo"):
     return ()
 
 
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name (``/proc/cpuinfo``'s, as ``lscpu`` shows it), which every speed
+    figure depends on; the platform's processor string where that file cannot be read."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
 def check(mode):
     """Raises a one-line ValueError unless ``mode`` is one of `MODES`."""
     if mode not in MODES:

@@ -1,4 +1,4 @@
-"""The one training run every zoo model goes through (`zoo train`, bench/, saved_models/).
+"""The one training run every zoo model goes through (`zoo train`, bench/, tools/build_presets.py).
 
 ``run(RunConfig(model="dcgan"))`` takes these steps (`Run`), asking the model what differs
 between models through its contract (`zoo.models.contract`):
@@ -32,7 +32,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import plots, registry
-from zoo.serving import export
+from zoo.serving import export, presets
 from zoo.storage import write_json, writing
 from zoo.training import callbacks, distribute, precision, resume
 from zoo.training.lock import FolderLock
@@ -131,6 +131,11 @@ class Run:
         plan = cls.plan_run(config, describe)
         changes = dict(plan.changes)
         options = dict(changes.pop("options", config.options))
+        shipped = presets.list_presets()
+        for key in cls.model_file_options:  # e.g. --set backbone=classifier_mnist
+            value = options.get(key)
+            if isinstance(value, str) and value in shipped and not os.path.exists(value):
+                options[key] = presets.model_file(value)
         budget_left = 1.0
         for prerequisite in plan.prerequisites:
             if prerequisite.what:
@@ -461,6 +466,7 @@ class Run:
             "held_out": {k: float(v) for k, v in results.items()},
             **({"phases": state.phase_figures} if state.phase_figures else {}),
             "dtype_policy": self.policy,
+            "cpu": precision.cpu_model(),
             "weights": model.count_params(),
             "config": model.get_config(),
             "command": config.command,

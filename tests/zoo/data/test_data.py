@@ -82,6 +82,40 @@ def test_each_pass_draws_new_noise_and_order_reproducibly_from_the_seed():
     np.testing.assert_array_equal(passes(skip=2, count=1)[0], third)
 
 
+def test_binarized_pixels_are_bernoulli_draws_of_their_intensity():
+    """Dynamic binarization: each pass a new draw of {0, 1} per pixel whose mean over passes is
+    the pixel's intensity; a fixed seed binarizes once, whatever the batching; the dequantized
+    binary images keep their level, with noise independent of the draw."""
+    intensity = np.stack(as_numpy(data.load("digits", "test[:30]", scaling="unit")[0]))
+    ds, info = data.load("digits", "test[:30]", binarize=True, scaling="unit", batch_size=30)
+    assert info.num_levels == 2
+    draws = np.stack(list(ds.repeat(300).as_numpy_iterator()))
+    assert set(np.unique(draws)) == {0.0, 1.0}
+    assert np.any(draws[0] != draws[1])
+    error = np.sqrt(intensity * (1 - intensity) / len(draws))
+    assert np.all(np.abs(draws.mean(0) - intensity) <= 5 * error + 1e-6)
+    assert np.all(draws[:, intensity == 0.0] == 0.0) and np.all(draws[:, intensity == 1.0] == 1.0)
+
+    def fixed(batch_size, scaling="unit"):
+        ds, _ = data.load(
+            "digits",
+            "test[:30]",
+            binarize=True,
+            dequantize_seed=5,
+            scaling=scaling,
+            batch_size=batch_size,
+        )
+        return np.concatenate(as_numpy(ds))
+
+    once = fixed(30)
+    np.testing.assert_array_equal(once, fixed(30))
+    np.testing.assert_array_equal(once, fixed(7))
+    noisy = fixed(30, "dequantize")
+    np.testing.assert_array_equal(np.floor(noisy * 2), once)
+    noise = (noisy * 2 - once).ravel()
+    assert abs(np.corrcoef(noise, once.ravel())[0, 1]) < 0.05
+
+
 def test_batching_shuffling_and_resize_to_rgb():
     ds, info = data.load(
         "digits",

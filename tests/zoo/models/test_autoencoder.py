@@ -260,6 +260,40 @@ def test_importance_weighted_bound():
     )
 
 
+def test_iwae_objective_is_the_importance_weighted_bound():
+    """With ``iw_samples = k`` the loss of each example is ``-L_k`` of the step's ``k`` draws
+    (the same as `iw_log_likelihood` for the same draws), and on average no more than the
+    ELBO's: ``L_k >= L_1``."""
+    keras.utils.set_random_seed(0)
+    model = small_vae(iw_samples=5)
+    x = tf.constant(digits(n=6))
+    eps = tf.random.stateless_normal([5, 6, 4], seed=[3, 4])
+    loss, (_, log_likelihood, kl) = model._objective(x, eps)
+    np.testing.assert_allclose(loss, -model.iw_log_likelihood(x, 5, seed=[3, 4]), rtol=1e-5)
+    mean, log_var = model.posterior(x)
+    np.testing.assert_allclose(kl, autoencoders.gaussian_kl(mean, log_var), rtol=1e-6)
+    per_draw = [model.elbo_terms(x, eps[i])[0] for i in range(5)]
+    np.testing.assert_allclose(log_likelihood, np.mean(per_draw, 0), rtol=1e-5)
+    elbo = np.mean([model.elbo(x, seed=[9, i]) for i in range(200)], axis=0)
+    bound = np.mean([model.iw_log_likelihood(x, 5, seed=[9, i]) for i in range(40)], axis=0)
+    assert np.all(bound > elbo), (bound, elbo)
+    again = autoencoders.VAE.from_config(model.get_config())
+    assert again.iw_samples == 5
+
+
+def test_iwae_fit_lowers_its_bound(tmp_path):
+    keras.utils.set_random_seed(0)
+    train, info = data.load("digits", "train[:512]", scaling="unit", batch_size=64)
+    test, _ = data.load("digits", "test", scaling="unit", batch_size=297)
+    model = autoencoders.VAE.from_data(info, latent_dim=8, hidden_units=(64,), iw_samples=4)
+    model.compile(**model.compile_defaults(2e-3))
+    before = model.evaluate(test, verbose=0, return_dict=True)
+    model.fit(train, epochs=3, verbose=0, shuffle=False)
+    after = model.evaluate(test, verbose=0, return_dict=True)
+    assert after["loss"] < before["loss"] - 20.0, (before, after)
+    assert after["loss"] < after["reconstruction"] + after["kl"]  # L_4 above the ELBO
+
+
 def test_vae_fit_lowers_the_held_out_loss(tmp_path):
     keras.utils.set_random_seed(0)
     train, info = data.load("digits", "train[:512]", scaling="unit", batch_size=64)
@@ -320,6 +354,10 @@ def test_registry_and_data_checks():
         (
             lambda: autoencoders.VAE((8,), 17, latent_dim=0),
             "latent_dim must be a whole number >= 1, got 0",
+        ),
+        (
+            lambda: autoencoders.VAE((8,), 17, iw_samples=0),
+            "iw_samples must be a whole number >= 1, got 0",
         ),
         (
             lambda: autoencoders.VAE((8,), 17, hidden_units=()).iw_log_likelihood(

@@ -12,12 +12,7 @@ from tests.model_checks import ModelChecks
 from zoo import cli, data
 from zoo.models import flows
 from zoo.models.transflow import Transflow
-from zoo.serving import export
-
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "saved_models")
-DIGITS_FLOW = os.path.join(ROOT, "realnvp_digits", "1")
-NICE_FLOW = os.path.join(ROOT, "nice_digits", "1")
-FLAT_FLOW = os.path.join(ROOT, "realnvp_flat_digits", "1")
+from zoo.serving import export, presets
 
 
 class Identity:
@@ -147,13 +142,20 @@ def digits():
     return train, test, info
 
 
-@pytest.mark.parametrize(
-    "flow", [DIGITS_FLOW, NICE_FLOW, FLAT_FLOW], ids=["realnvp", "nice", "realnvp_flat"]
-)
-def test_few_shot_digits_from_the_shipped_flows(flow, digits):
+@pytest.fixture(scope="module")
+def digits_savedmodel(tmp_path_factory):
+    """The shipped realnvp_digits preset as the SavedModel `zoo export` writes."""
+    base = str(tmp_path_factory.mktemp("export"))
+    return export.export(presets.load_model("realnvp_digits"), base, model_name="realnvp_digits")
+
+
+@pytest.mark.parametrize("preset", ["realnvp_digits", "nice_digits", "realnvp_flat_digits"])
+def test_few_shot_digits_from_the_shipped_flows(preset, digits, digits_savedmodel):
+    """From each preset's .keras file, and from realnvp_digits' SavedModel."""
     train, test, info = digits
+    flow = digits_savedmodel if preset == "realnvp_digits" else presets.model_file(preset)
     model = Transflow.from_data(info, flow=flow, variance="estimate")
-    assert model.base_variance == (math.pi**2 / 3 if "nice" in flow else 1.0)
+    assert model.base_variance == (math.pi**2 / 3 if "nice" in preset else 1.0)
     model.compile()
     model.fit(train, verbose=0)
     assert model.count.numpy().tolist() == [5.0] * 10
@@ -228,16 +230,17 @@ def test_keras_citizen_round_trips_and_export(digits, tmp_path):
     assert agree > 0.8, agree
 
 
-def test_zoo_transflow_command_on_a_shipped_savedmodel(tmp_path):
+def test_zoo_transflow_command_on_a_shipped_savedmodel(tmp_path, digits_savedmodel):
     out = str(tmp_path / "run")
-    metrics = cli.run(["transflow", DIGITS_FLOW, "--examples-per-class", "5", "--out", out])
+    command = ["transflow", digits_savedmodel, "--examples-per-class", "5", "--out", out]
+    metrics = cli.run(command)
     assert metrics["held_out_accuracy"] > 0.35 and metrics["train_examples"] == 50
     assert metrics["train_examples_per_second"] is None  # one batch: no steady state to time
     for picture in ["samples.png", "interpolation.png", "confusion_matrix.png"]:
         with open(os.path.join(out, picture), "rb") as f:
             assert f.read(4) == b"\x89PNG", picture
     with open(os.path.join(out, "metrics.json")) as f:
-        assert json.load(f)["config"]["flow"] == os.path.abspath(DIGITS_FLOW)
+        assert json.load(f)["config"]["flow"] == os.path.abspath(digits_savedmodel)
     # The export carries the SavedModel flow's functions along with the posterior.
     loaded = tf.saved_model.load(metrics["export"])
     test, _ = data.load("digits", "test", batch_size=64, scaling="centered")

@@ -8,6 +8,16 @@ reparameterized sample ``z = mu + sigma * eps``:
 log p(x) >= ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z)),
 KL = 0.5 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
 ```
+
+With ``iw_samples = k > 1`` it trains the importance-weighted autoencoder (IWAE; Burda, Grosse
+and Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016) instead, on the tighter bound
+
+```none
+L_k(x) = E[log (1/k) sum_i w_i],   w_i = p(x | z_i) p(z_i) / q(z_i | x),   z_i ~ q(z | x),
+```
+
+whose gradient weighs each sample's ``grad log w_i`` by its normalized weight
+``w_i / sum_j w_j`` (``L_1`` is the ELBO; ``L_k`` grows with ``k`` towards ``log p(x)``).
 """
 
 import math
@@ -56,6 +66,10 @@ class VAE(Hourglass):
       latent_dim: size of ``z``.
       architecture, hidden_units, filters, activation: the networks, as in `Autoencoder`.
       likelihood: ``"discretized_logistic"`` or ``"bernoulli"``.
+      iw_samples: ``k``, the samples per example of the training objective: 1, the ELBO (KL in
+        closed form); more, the IWAE bound ``L_k`` (module docstring), the loss then being
+        ``-L_k`` (``reconstruction`` and ``kl`` stay the one-sample ELBO's terms, averaged
+        over the ``k`` draws).
     """
 
     def __init__(
@@ -68,6 +82,7 @@ class VAE(Hourglass):
         filters=32,
         activation="relu",
         likelihood="discretized_logistic",
+        iw_samples=1,
         **kwargs,
     ):
         if int(num_levels) < 2:
@@ -87,6 +102,7 @@ class VAE(Hourglass):
         )
         self.num_levels = int(num_levels)
         self.likelihood = likelihood
+        self.iw_samples = whole_number("iw_samples", iw_samples)
 
     @classmethod
     def from_data(cls, info, **options):
@@ -145,9 +161,16 @@ class VAE(Hourglass):
         """
         x = tf.cast(x, tf.float32)
         k = whole_number("num_samples", num_samples)
-        n = tf.shape(x)[0]
-        mean, log_var = self.posterior(x)
-        eps = standard_normal([k, n, self.latent_dim], seed)
+        eps = standard_normal([k, tf.shape(x)[0], self.latent_dim], seed)
+        log_w = self.log_weights(x, *self.posterior(x), eps)[0]
+        return tf.reduce_logsumexp(log_w, axis=0) - math.log(k)
+
+    def log_weights(self, x, mean, log_var, eps, training=False):
+        """``(log w, log p(x | z))``, each ``[k, batch]``: the importance log-weights
+        ``log p(x | z_i) + log p(z_i) - log q(z_i | x)`` of ``z_i = mu + sigma * eps_i`` for
+        ``eps`` ``[k, batch, latent_dim]``, and their likelihood terms. Decodes the ``k``
+        draws of the batch at once."""
+        k, n = tf.shape(eps)[0], tf.shape(x)[0]
         z = mean + tf.exp(0.5 * log_var) * eps
         log_prior = standard_normal_log_prob(z)
         log_q = standard_normal_log_prob(eps) - 0.5 * tf.reduce_sum(log_var, axis=-1)
@@ -155,11 +178,9 @@ class VAE(Hourglass):
             tf.broadcast_to(x, tf.concat([[k], tf.shape(x)], 0)),
             tf.concat([[k * n], tf.shape(x)[1:]], 0),
         )
-        log_likelihood = tf.reshape(
-            self.log_likelihood(repeated, tf.reshape(z, [k * n, self.latent_dim])), [k, n]
-        )
-        log_w = log_likelihood + log_prior - log_q
-        return tf.reduce_logsumexp(log_w, axis=0) - math.log(k)
+        flat_z = tf.reshape(z, [k * n, self.latent_dim])
+        log_likelihood = tf.reshape(self.log_likelihood(repeated, flat_z, training), [k, n])
+        return log_likelihood + log_prior - log_q, log_likelihood
 
     def iw_bits_per_dim(self, x, num_samples=50, seed=None):
         """``-iw_log_likelihood / (D log 2)``: bits/dim of the discrete data (an upper bound)."""
@@ -187,15 +208,24 @@ class VAE(Hourglass):
     # One step (`Hourglass`): one reparameterized draw, in evaluation too.
 
     def _step_noise(self, x, training):
-        return training_noise(self.noise, [tf.shape(x)[0], self.latent_dim])
+        shape = [tf.shape(x)[0], self.latent_dim]
+        return training_noise(
+            self.noise, shape if self.iw_samples == 1 else [self.iw_samples, *shape]
+        )
 
     def _objective(self, x, eps, training=False):
-        log_likelihood, kl = self.elbo_terms(x, eps, training=training)
-        return kl - log_likelihood, (log_likelihood, kl)
+        if self.iw_samples == 1:
+            log_likelihood, kl = self.elbo_terms(x, eps, training=training)
+            loss = kl - log_likelihood
+            return loss, (loss, log_likelihood, kl)
+        mean, log_var = self.posterior(x, training)
+        log_w, log_likelihood = self.log_weights(x, mean, log_var, eps, training)
+        loss = math.log(self.iw_samples) - tf.reduce_logsumexp(log_w, axis=0)
+        terms = (loss, tf.reduce_mean(log_likelihood, axis=0), gaussian_kl(mean, log_var))
+        return loss, terms
 
     def _update_metrics(self, x, terms, sample_weight):
-        log_likelihood, kl = terms
-        loss = kl - log_likelihood
+        loss, log_likelihood, kl = terms
         figures = [loss, -log_likelihood, kl]
         if self.reports_bits:
             figures.append(self.bits(loss))
@@ -245,4 +275,5 @@ class VAE(Hourglass):
             **self._hourglass_config(),
             "num_levels": self.num_levels,
             "likelihood": self.likelihood,
+            "iw_samples": self.iw_samples,
         }

@@ -192,9 +192,9 @@ class ImageFlow(ZooModel, tfflows.Flow):
 
     def headline(self, results):
         return {
-            "held_out_loss_nats": round(float(results["loss"]), 4),
-            "held_out_log_likelihood_nats": round(-float(results["loss"]), 4),
             "held_out_bits_per_dim": round(float(results["bits_per_dim"]), 4),
+            "held_out_log_likelihood_nats": round(-float(results["loss"]), 4),
+            "held_out_loss_nats": round(float(results["loss"]), 4),
         }
 
     def _image_config(self):

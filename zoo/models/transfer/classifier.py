@@ -83,6 +83,7 @@ class TransferClassifier(ZooModel, keras.Model):
     """
 
     data_spec = DataSpec(scaling="unit", labels=True)
+    model_file_options = ("backbone",)
 
     def __init__(
         self,

@@ -11,8 +11,8 @@ import tensorflow as tf
 class SavedModelFlow(tf.Module):
     """A flow exported by `zoo.serving.export` (``encode`` / ``decode`` signatures) used as a flow.
 
-    Its base distribution comes from the export's ``assets.extra/signatures.json`` or, for
-    SavedModels shipped in ``saved_models/``, the model card next to it; else ``"normal"``.
+    Its base distribution comes from the export's ``assets.extra/signatures.json``, else
+    ``"normal"``.
     """
 
     def __init__(self, path):
@@ -56,11 +56,6 @@ def _base_of_export(path):
             base = json.load(f).get("metadata", {}).get("base_distribution")
         if base:
             return base
-    card = os.path.join(os.path.dirname(os.path.normpath(path)), "card.json")
-    if os.path.exists(card):
-        with open(card) as f:
-            config = json.load(f).get("config", {})
-        return config.get("prior") or config.get("base_distribution") or "normal"
     return "normal"
 
 

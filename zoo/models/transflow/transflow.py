@@ -71,7 +71,7 @@ class Transflow(ZooModel, keras.Model):
 
     Args:
       flow: a zoo flow (``NICE``, ``RealNVP``), the path of its ``.keras`` file or of its
-        exported SavedModel (``saved_models/...``). It stays frozen.
+        exported SavedModel (`zoo export`). It stays frozen.
       num_classes: posteriors to fit (labels ``0 .. num_classes - 1``).
       strength: ``kappa_0``, the prior's weight in pseudo-examples (> 0).
       variance: ``"fixed"`` (the base's) or ``"estimate"`` (per dimension, inverse-gamma).
@@ -81,6 +81,7 @@ class Transflow(ZooModel, keras.Model):
     # The bins' centres, the mean of the dequantized value: uniform noise would move the
     # latents of the few examples at random (digits, 5 per class: accuracy 0.52 vs 0.29).
     data_spec = DataSpec(scaling="centered", labels=True)
+    model_file_options = ("flow",)
     monitor = None
 
     def __init__(
