@@ -40,6 +40,7 @@ class Servable:
         self.name = name
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
+        self._callables = {}
         meta_graph = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], path)
         self.signatures = {
             key: value
@@ -96,11 +97,13 @@ class Servable:
         keys = sorted(sent)
         # Session.run and make_callable check the fed shapes against the placeholders' in
         # Python; TF Serving's C++ Session::Run does not, nor does a callable made from options.
-        options = config_pb2.CallableOptions(
-            feed=[signature.inputs[key].name for key in keys],
-            fetch=[signature.outputs[alias].name for alias in outputs],
-        )
-        run = self.session._make_callable_from_options(options)
+        feed = tuple(signature.inputs[key].name for key in keys)
+        fetch = tuple(signature.outputs[alias].name for alias in outputs)
+        # One callable per feeds and fetches, made once, as the C++ Session caches one executor.
+        run = self._callables.get((feed, fetch))
+        if run is None:
+            options = config_pb2.CallableOptions(feed=feed, fetch=fetch)
+            run = self._callables[feed, fetch] = self.session._make_callable_from_options(options)
         try:
             values = run(*[tf.make_ndarray(request.inputs[key]) for key in keys])
             results = dict(zip(outputs, values, strict=True))

@@ -24,6 +24,7 @@ A SavedModel for TF Serving is one command away: ``zoo export NAME --base-dir mo
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -70,7 +71,7 @@ RECIPES = {
         "--binarize",
         *("--set", "likelihood=bernoulli", "hidden_units=(512, 256)", "latent_dim=50"),
         *("activation=tanh", "--batch-size", "100", "--lr-schedule", "cosine"),
-        *("--epochs", "100", "--mixed-precision", "off", *_MNIST),
+        *("--epochs", "30", "--mixed-precision", "off", *_MNIST),
     ],
     "conv_autoencoder_mnist": ["conv_autoencoder", "--epochs", "5", *_MNIST],
     # A backbone for `zoo train transfer --set backbone=classifier_mnist`.
@@ -106,7 +107,7 @@ def build(name):
     card = {
         "name": name,
         "model": metrics["model"],
-        "command": "zoo " + " ".join(argv).replace(os.path.join(HERE, "..", ".."), ".."),
+        "command": command_line(name),
         "dataset": "digits" if metrics["dataset"] == "digits" else "../shared/data/mnist",
         "train_split": metrics["train_split"],
         "test_split": metrics["test_split"],
@@ -121,6 +122,12 @@ def build(name):
         "versions": metrics["versions"],
     }
     publish(staging, name, card)
+
+
+def command_line(name):
+    """The `zoo train` command of recipe ``name`` as a shell reads it, MNIST at its usual path."""
+    argv = ["train", *RECIPES[name]]
+    return "zoo " + shlex.join(argv).replace(os.path.join(HERE, "..", ".."), "..")
 
 
 def float32_copy(trained, path):

@@ -284,6 +284,9 @@ def sample(args):
 
 
 def evaluate(args):
+    import keras
+
+    keras.utils.set_random_seed(args.seed)  # the model's noise generators: the same figures
     model = presets.load_model(args.model_path)
     if args.dataset is None and not os.path.isfile(args.model_path):  # a preset: its own data
         args.dataset, split = presets.held_out_data(args.model_path)

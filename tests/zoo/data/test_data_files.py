@@ -246,7 +246,14 @@ def test_zoo_train_realnvp_on_a_folder_of_pngs(tmp_path, digits):
     write_folder(tmp_path / "pngs", images, labels)
     out = tmp_path / "run"
     tiny = ["--set", "filters=8", "--set", "num_blocks=1", "--epochs", "3", "--batch-size", "32"]
-    splits = ["--train-split", "all[:250]", "--test-split", "all[250:]", "--no-tensorboard"]
+    splits = [
+        "--train-split",
+        "all[:250]",
+        "--test-split",
+        "all[250:]",
+        "--no-tensorboard",
+        "--no-export",
+    ]
     metrics = cli.run(
         ["train", "realnvp", "--dataset", str(tmp_path / "pngs"), "--out", str(out), *splits, *tiny]
     )

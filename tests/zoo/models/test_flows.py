@@ -194,7 +194,7 @@ def test_variational_dequantization_starts_at_the_uniform_bound_then_tightens_it
     test, _ = data.load("digits", "test", batch_size=297, dequantize_seed=0)
 
     def make(dequantization):
-        model = SMALL["realnvp_multiscale"](
+        model = SMALL["realnvp_flat"](
             info.image_shape, info.num_levels, dequantization=dequantization
         )
         model.compile(optimizer=keras.optimizers.Adam(2e-3))

@@ -30,8 +30,8 @@ SCRIPT = textwrap.dedent(
     train, info = data.load("digits", "train[:256]", batch_size=64)
     test, _ = data.load("digits", "test[:256]", batch_size=64, dequantize_seed=0)
     with strategy.scope():
-        model = flows.RealNVP(info.image_shape, info.num_levels, num_scales=2, filters=8,
-                              num_blocks=1)
+        model = flows.RealNVP(info.image_shape, info.num_levels, architecture="flat",
+                              num_couplings=4, hidden_units=(32,))
         model.compile(optimizer=keras.optimizers.Adam(2e-3))
     before = model.evaluate(test, verbose=0, return_dict=True)["loss"]
     stats = [w.numpy().copy() for w in model.non_trainable_weights]

@@ -36,6 +36,7 @@ DATA = [
     "train[:512]",
     "--test-split",
     "test[:128]",
+    "--no-tensorboard",
 ]
 # NICE: two workers sum the same gradients in another order than one process (round-off).
 # DCGAN: each replica draws its own noise (its batch norms use global-batch statistics).
@@ -88,7 +89,7 @@ def test_two_workers_train_in_lockstep_and_match_one_process(model, tmp_path):
     assert not [n for n in os.listdir(out) if n.startswith("zoo-worker")]
     single = str(tmp_path / "single")
     result = subprocess.run(
-        [sys.executable, "-m", "zoo", *train, "--out", single],
+        [sys.executable, "-m", "zoo", *train, "--out", single, "--no-export"],
         env=_env(),
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ from zoo import cli
 from zoo.training import callbacks, lock, resume
 
 TINY = ["train", "nice", "--set", "num_couplings=2", "--set", "hidden_units=(8,)"]
-TINY += ["--batch-size", "32", "--no-tensorboard", "--mixed-precision", "off"]
+TINY += ["--batch-size", "32", "--no-tensorboard", "--no-export", "--mixed-precision", "off"]
 
 
 def _state(out):

@@ -23,9 +23,11 @@ TRAIN = [
     "--batch-size",
     "64",
     "--set",
-    "filters=8",
-    "--set",
-    "num_blocks=1",
+    "architecture=flat",
+    "num_couplings=4",
+    "hidden_units=(32,)",
+    "--no-export",
+    "--no-tensorboard",
 ]
 # Threaded float sums make two runs differ by about 0.001 bits/dim; with deterministic ops an
 # uninterrupted run repeats exactly, and so must a resumed one.
@@ -60,6 +62,12 @@ def _until(process, condition, what):
     return _state_of(process)
 
 
+def _early(state):
+    """A checkpoint within the first half of an epoch (24 steps): a signal sent now lands
+    before the epoch ends."""
+    return 3 <= state.get("step", 0) <= 12
+
+
 def _state_of(process):
     return _state(process.out)
 
@@ -85,14 +93,14 @@ def runs(tmp_path_factory):
         assert first.poll() is None and time.time() < deadline
         time.sleep(0.05)
     second = _zoo("--out", resumed).communicate(timeout=600)[0].decode().strip()
-    at_int = _until(first, lambda s: s.get("step", 0) >= 3 and s["epoch"] < 3, "the Ctrl-C")
+    at_int = _until(first, lambda s: _early(s) and s["epoch"] < 3, "the Ctrl-C")
     first.send_signal(signal.SIGINT)
     said = first.communicate(timeout=600)[0].decode().strip().splitlines()[-1]
     at_int = _state(resumed)
     assert first.returncode == 128 + signal.SIGINT, said
 
     def later(state):
-        return state.get("step", 0) >= 3 and state["epoch"] > at_int["epoch"]
+        return _early(state) and state["epoch"] > at_int["epoch"]
 
     again = _start(resumed, "--checkpoint-every", "3")
     at_kill = _until(again, later, "the kill")
@@ -142,7 +150,7 @@ def test_an_interrupted_run_resumes_and_ends_where_an_uninterrupted_one_ends(run
     metrics = [json.load(open(os.path.join(out, "metrics.json"))) for out in (whole, resumed)]
     assert metrics[1]["epochs_run"] == 4
     assert metrics[1]["held_out_bits_per_dim"] == metrics[0]["held_out_bits_per_dim"]
-    assert metrics[1]["held_out_bits_per_dim"] < float(got[0]["val_bits_per_dim"]) - 0.3
+    assert metrics[1]["held_out_bits_per_dim"] < float(got[0]["val_bits_per_dim"]) - 0.2
 
 
 def test_the_best_checkpoint_and_value_survive_the_kill(runs):
@@ -181,7 +189,7 @@ def test_a_recipe_resumes_in_its_second_phase(tmp_path, monkeypatch, capsys):
     from zoo.training import resume
 
     out = str(tmp_path / "transfer")
-    argv = ["train", "transfer", "--out", out, "--epochs", "2"]
+    argv = ["train", "transfer", "--out", out, "--epochs", "2", "--no-export"]
     save = resume.RunState.save
 
     def interrupted(state, folder):
