@@ -21,7 +21,7 @@ TRAIN = [
     "--epochs",
     "4",
     "--batch-size",
-    "64",
+    "16",
     "--set",
     "architecture=flat",
     "num_couplings=4",
@@ -58,14 +58,15 @@ def _until(process, condition, what):
     deadline = time.time() + 600
     while not condition(_state_of(process) or {}):
         assert process.poll() is None and time.time() < deadline, f"finished before {what}"
-        time.sleep(0.05)
+        time.sleep(0.01)
     return _state_of(process)
 
 
 def _early(state):
-    """A checkpoint within the first half of an epoch (24 steps): a signal sent now lands
-    before the epoch ends."""
-    return 3 <= state.get("step", 0) <= 12
+    """A checkpoint within the first half of an epoch (94 steps; a step of this small model
+    takes milliseconds, so the window spans many polls): a signal sent now lands before the
+    epoch ends."""
+    return 3 <= state.get("step", 0) <= 45
 
 
 def _state_of(process):
@@ -150,7 +151,7 @@ def test_an_interrupted_run_resumes_and_ends_where_an_uninterrupted_one_ends(run
     metrics = [json.load(open(os.path.join(out, "metrics.json"))) for out in (whole, resumed)]
     assert metrics[1]["epochs_run"] == 4
     assert metrics[1]["held_out_bits_per_dim"] == metrics[0]["held_out_bits_per_dim"]
-    assert metrics[1]["held_out_bits_per_dim"] < float(got[0]["val_bits_per_dim"]) - 0.2
+    assert metrics[1]["held_out_bits_per_dim"] < float(got[0]["val_bits_per_dim"]) - 0.1
 
 
 def test_the_best_checkpoint_and_value_survive_the_kill(runs):
