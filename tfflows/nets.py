@@ -1,15 +1,35 @@
-"""Conditioner networks for coupling bijectors.
+"""Conditioner networks for coupling and autoregressive bijectors.
 
-Both end in a layer whose kernel and bias start at zero, so a coupling built on them starts as
+All end in a layer whose kernel and bias start at zero, so a coupling built on them starts as
 the identity (shift 0, log-scale 0) and training departs from there. Under a mixed-precision
 policy they compute in float16 / bfloat16; the couplings cast their outputs back to float32.
 """
 
 import keras
+import numpy as np
+import tensorflow as tf
+
+
+class _DenseStack(keras.layers.Layer):
+    """Dense layers ``self.hidden`` then ``self.out``, which subclasses create."""
+
+    def build(self, input_shape):
+        for layer in self.hidden:
+            layer.build(input_shape)
+            input_shape = layer.compute_output_shape(input_shape)
+        self.out.build(input_shape)
+
+    def call(self, x):
+        for layer in self.hidden:
+            x = layer(x)
+        return self.out(x)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.out.units)
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
-class MLP(keras.layers.Layer):
+class MLP(_DenseStack):
     """Dense conditioner for vector events: ``[batch, d_in] -> [batch, output_units]``.
 
     Args:
@@ -31,20 +51,6 @@ class MLP(keras.layers.Layer):
         self.out = keras.layers.Dense(
             self.output_units, kernel_initializer="zeros", dtype=self.dtype_policy
         )
-
-    def build(self, input_shape):
-        for layer in self.hidden:
-            layer.build(input_shape)
-            input_shape = layer.compute_output_shape(input_shape)
-        self.out.build(input_shape)
-
-    def call(self, x):
-        for layer in self.hidden:
-            x = layer(x)
-        return self.out(x)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.output_units)
 
     def get_config(self):
         return {
@@ -118,5 +124,135 @@ class ResNet(keras.layers.Layer):
             "num_blocks": self.num_blocks,
             "output_channels": self.output_channels,
             "kernel_size": self.kernel_size,
+            "activation": self.activation,
+        }
+
+
+def autoregressive_degrees(event_size, order="natural"):
+    """The degree (1-based position in the autoregressive order) of each input unit:
+    ``"natural"`` 1..D, ``"reversed"`` D..1, or an explicit permutation of 1..D."""
+    if isinstance(order, str):
+        if order not in ("natural", "reversed"):
+            raise ValueError(
+                f"order must be 'natural', 'reversed' or a permutation, got {order!r}."
+            )
+        degrees = np.arange(1, event_size + 1)
+        return degrees[::-1].copy() if order == "reversed" else degrees
+    degrees = np.asarray(order, dtype=np.int64)
+    if sorted(degrees.tolist()) != list(range(1, event_size + 1)):
+        raise ValueError(f"order must be a permutation of 1..{event_size}, got {list(order)}.")
+    return degrees
+
+
+def made_masks(input_degrees, hidden_units, context=False):
+    """MADE's connectivity masks (Germain, Gregor, Murray and Larochelle, "MADE: Masked
+    Autoencoder for Distribution Estimation", ICML 2015), ``mask[i, j] = 1`` where input unit
+    ``i`` of a layer may feed its output unit ``j``.
+
+    With input degrees ``m(d)`` (a permutation of 1..D) and hidden degrees cycling through
+    1..D-1 (``m(k) = 1 + (k mod max(1, D - 1))``), or with a ``context`` through 0..D-1
+    (``m(k) = k mod D``: units of degree 0 see the context alone and feed every output, the
+    first unit's too):
+
+    ```none
+    hidden: m_l(k') >= m_{l-1}(k)          output for unit d:  m(d) > m_L(k)
+    ```
+
+    so every path from input ``i`` to the outputs of unit ``d`` has ``m(i) < m(d)``: output
+    ``d`` depends on the units before it in the order only, and the Jacobian of the
+    autoregressive transform it parameterizes is triangular in that order. Returns the masks
+    and the last hidden layer's degrees.
+    """
+    size = len(input_degrees)
+    degrees, masks = np.asarray(input_degrees), []
+    for units in hidden_units:
+        hidden = np.arange(units) % size if context else 1 + np.arange(units) % max(1, size - 1)
+        masks.append((hidden[None, :] >= degrees[:, None]).astype(np.float32))
+        degrees = hidden
+    return masks, (np.asarray(input_degrees)[None, :] > degrees[:, None]).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="tfflows")
+class MaskedDense(keras.layers.Dense):
+    """``Dense`` whose kernel is multiplied by a fixed 0/1 ``mask`` ``[d_in, units]``."""
+
+    def __init__(self, units, mask, **kwargs):
+        super().__init__(units, **kwargs)
+        self.mask = np.asarray(mask, dtype=np.float32)
+
+    def call(self, x):
+        kernel = tf.cast(self.kernel, x.dtype) * tf.constant(self.mask, dtype=x.dtype)
+        y = tf.matmul(x, kernel)
+        if self.use_bias:
+            y = y + tf.cast(self.bias, y.dtype)
+        return self.activation(y) if self.activation is not None else y
+
+    def get_config(self):
+        return {**super().get_config(), "mask": self.mask.tolist()}
+
+
+@keras.saving.register_keras_serializable(package="tfflows")
+class MADE(_DenseStack):
+    """Masked autoregressive conditioner (MADE, see `made_masks`) for autoregressive flows:
+    ``[batch, D (+ context_size)] -> [batch, D * params_per_unit]``, the ``params_per_unit``
+    outputs of unit ``d`` consecutive and depending on the units before ``d`` in ``order`` (and
+    on all of the context, appended after the D units, which feeds every hidden unit).
+
+    Written for Keras 3: ``tfb.AutoregressiveNetwork`` is built on the legacy tf_keras. Its
+    output layer starts at zero, as `MLP`'s does.
+
+    Args:
+      event_size: ``D``.
+      params_per_unit: outputs per unit (2 for an affine transform: shift and log-scale).
+      hidden_units: widths of the hidden layers (at least one).
+      context_size: width of a context vector appended to the input (0: none).
+      order: ``"natural"``, ``"reversed"`` or a permutation of 1..D (`autoregressive_degrees`).
+      activation: hidden activation.
+    """
+
+    def __init__(
+        self,
+        event_size,
+        params_per_unit,
+        hidden_units,
+        context_size=0,
+        order="natural",
+        activation="relu",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.event_size, self.params_per_unit = int(event_size), int(params_per_unit)
+        self.hidden_units = [int(u) for u in hidden_units]
+        self.context_size = int(context_size)
+        self.activation = activation
+        if not self.hidden_units:
+            raise ValueError("MADE needs at least one hidden layer.")
+        self.order = order if isinstance(order, str) else [int(o) for o in order]
+        self.degrees = autoregressive_degrees(self.event_size, self.order)
+        masks, out_mask = made_masks(self.degrees, self.hidden_units, self.context_size > 0)
+        # The context feeds every first-layer hidden unit.
+        context = np.ones((self.context_size, self.hidden_units[0]), np.float32)
+        masks[0] = np.concatenate([masks[0], context], axis=0)
+        out_mask = np.repeat(out_mask, self.params_per_unit, axis=1)
+        policy = self.dtype_policy
+        self.hidden = [
+            MaskedDense(u, m, activation=activation, dtype=policy)
+            for u, m in zip(self.hidden_units, masks, strict=True)
+        ]
+        self.out = MaskedDense(
+            self.event_size * self.params_per_unit,
+            out_mask,
+            kernel_initializer="zeros",
+            dtype=policy,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "event_size": self.event_size,
+            "params_per_unit": self.params_per_unit,
+            "hidden_units": self.hidden_units,
+            "context_size": self.context_size,
+            "order": self.order,
             "activation": self.activation,
         }

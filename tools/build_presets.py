@@ -57,7 +57,8 @@ RECIPES = {
     "realnvp_mnist": [
         "realnvp",
         *("--set", "num_scales=3", "dequantization=variational", "--batch-size", "128"),
-        *("--learning-rate", "2e-3", "--ema", "0.99", "--epochs", "5", *_MNIST),
+        *("--learning-rate", "2e-3", "--ema", "0.99", "--lr-schedule", "cosine"),
+        *("--warmup-steps", "100", "--decay-fraction", "0.2", "--epochs", "5", *_MNIST),
     ],
     "nice_mnist": [
         "nice",

@@ -141,7 +141,8 @@ def add_training_aids(parser):
         type=float,
         default=None,
         metavar="MOMENTUM",
-        help="average the weights (e.g. 0.999); validation, model.keras and export use it",
+        help="average the weights (e.g. 0.999); validation, model.keras and export use it "
+        "(batch-norm statistics recomputed for it)",
     )
     parser.add_argument(
         "--ema-every",

@@ -8,6 +8,8 @@ from tfflows.bijectors.batch_norm import BatchNorm
 from tfflows.bijectors.factor_out import FactorOut
 from tfflows.bijectors.invertible_conv import InvertibleConv1x1
 from tfflows.bijectors.logit import Logit
+from tfflows.bijectors.masked_autoregressive import MaskedAutoregressive
+from tfflows.bijectors.rational_quadratic_coupling import RationalQuadraticCoupling
 from tfflows.bijectors.scaling import Scaling
 from tfflows.bijectors.squeeze import Squeeze, Unsqueeze
 
@@ -22,6 +24,8 @@ __all__ = [
     "InvertibleConv1x1",
     "LogScaleBound",
     "Logit",
+    "MaskedAutoregressive",
+    "RationalQuadraticCoupling",
     "Scaling",
     "Squeeze",
     "Unsqueeze",

@@ -15,17 +15,29 @@ class Coupling(FlowBijector):
     Keras layer has its weights tracked, trained and saved). It runs in whatever compute dtype its
     dtype policy gives it (float16 / bfloat16 under mixed precision); its output is cast to the
     input's dtype before any bijector arithmetic.
+
+    With ``context_size > 0`` the coupling is conditional: each call takes a ``context``
+    ``[batch, context_size]`` (what the flow models ``p(x | context)`` given: a one-hot class, an
+    embedding), concatenated to ``x_A`` on the last axis before the conditioner (for image
+    events, the same vector at every pixel), so the conditioner takes
+    ``[batch, *conditioning_shape[:-1], conditioning_shape[-1] + context_size]``.
     """
 
     _constant_jacobian = False
 
-    def __init__(self, mask, conditioner, validate_args=False, name=None):
+    def __init__(self, mask, conditioner, context_size=0, validate_args=False, name=None):
         if isinstance(mask, dict):
             mask = masks_lib.Mask.from_config(mask)
         if not isinstance(mask, masks_lib.Mask):
             raise TypeError(f"mask must be a tfflows.masks.Mask, got {type(mask).__name__}.")
+        if int(context_size) != context_size or context_size < 0:
+            raise ValueError(
+                f"{type(self).__name__} context_size must be a whole number >= 0, got "
+                f"{context_size!r}."
+            )
         self._mask = mask
         self._conditioner = conditioner
+        self._context_size = int(context_size)
         self._event_shape = mask.event_shape
         super().__init__(
             forward_min_event_ndims=mask.event_ndims,
@@ -33,12 +45,14 @@ class Coupling(FlowBijector):
             validate_args=validate_args,
             name=name,
         )
-        out = build_layer(conditioner, mask.conditioning_shape)
+        *outer, channels = mask.conditioning_shape
+        inputs = (*outer, channels + self._context_size)
+        out = build_layer(conditioner, inputs)
         want = self._conditioner_output_shape()
         if tuple(out.shape[1:]) != want:
             raise ValueError(
                 f"{type(self).__name__} {self.name!r}: its conditioner maps conditioning events "
-                f"of shape {list(mask.conditioning_shape)} to shape {out.shape[1:].as_list()}, "
+                f"of shape {list(inputs)} to shape {out.shape[1:].as_list()}, "
                 f"but {mask!r} needs {list(want)}."
             )
 
@@ -51,16 +65,45 @@ class Coupling(FlowBijector):
         return self._conditioner
 
     @property
+    def context_size(self):
+        return self._context_size
+
+    @property
+    def takes_context(self):
+        """Whether each call takes a ``context`` (`tfflows.bijectors._walk` passes it)."""
+        return self._context_size > 0
+
+    @property
     def keras_layers(self):
         return [self._conditioner] if isinstance(self._conditioner, keras.layers.Layer) else []
 
     def _conditioner_output_shape(self):
         return self._mask.transformed_shape
 
-    def _condition(self, x_a):
-        """Runs the conditioner on ``x_A`` of any batch shape; returns float of ``x_a.dtype``."""
+    def _condition(self, x_a, context=None):
+        """Runs the conditioner on ``x_A`` (and the ``context``, of the same batch shape) of any
+        batch shape; returns float of ``x_a.dtype``."""
         ndims = self._mask.event_ndims
         batch_shape = tf.shape(x_a)[: tf.rank(x_a) - ndims]
         flat = tf.reshape(x_a, [-1, *self._mask.conditioning_shape])
+        if self._context_size:
+            flat = tf.concat([flat, self._context_as_input(context, flat)], axis=-1)
+        elif context is not None:
+            raise ValueError(f"{type(self).__name__} {self.name!r} takes no context.")
         out = tf.cast(self._conditioner(flat), x_a.dtype)
         return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
+
+    def _context_as_input(self, context, flat):
+        """``context`` ``[..., context_size]`` as ``[n, *outer, context_size]`` next to ``flat``
+        ``[n, *outer, channels]``."""
+        if context is None:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} is conditional (context_size="
+                f"{self._context_size}): pass context=[batch, {self._context_size}]."
+            )
+        context = tf.reshape(tf.cast(context, flat.dtype), [-1, self._context_size])
+        outer = [1] * (len(self._mask.conditioning_shape) - 1)
+        context = tf.reshape(context, [-1, *outer, self._context_size])
+        return tf.broadcast_to(
+            context, tf.concat([tf.shape(flat)[:-1], [self._context_size]], axis=0)
+        )

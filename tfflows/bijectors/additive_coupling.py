@@ -31,23 +31,25 @@ class AdditiveCoupling(Coupling):
       conditioner: Keras layer mapping ``[batch, *mask.conditioning_shape]`` to
         ``[batch, *mask.transformed_shape]`` (e.g. `tfflows.nets.MLP`,
         `tfflows.nets.ResNet`). It is called once at construction so that its weights exist.
+      context_size: width of the context each call then takes (0: unconditional; see
+        `Coupling`).
       validate_args: also check inputs for NaN / Inf at run time.
       name: bijector name; unique by default.
     """
 
     _constant_jacobian = True
 
-    def shift(self, x_a):
+    def shift(self, x_a, context=None):
         """The conditioner's shift ``m(x_A)`` for conditioning values ``x_A``."""
-        return self._condition(x_a)
+        return self._condition(x_a, context)
 
-    def _forward(self, x):
+    def _forward(self, x, context=None):
         x_a, x_b = self._mask.split(x)
-        return self._mask.merge(x, x_b + self.shift(x_a))
+        return self._mask.merge(x, x_b + self.shift(x_a, context))
 
-    def _inverse(self, y):
+    def _inverse(self, y, context=None):
         y_a, y_b = self._mask.split(y)
-        return self._mask.merge(y, y_b - self.shift(y_a))
+        return self._mask.merge(y, y_b - self.shift(y_a, context))
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x, context=None):
         return tf.zeros([], dtype=x.dtype)

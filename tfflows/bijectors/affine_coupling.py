@@ -59,12 +59,14 @@ class AffineCoupling(Coupling):
         ``[batch, *mask.transformed_shape[:-1], 2 * mask.transformed_shape[-1]]``: the shift,
         then the raw log-scale, on the last axis. A conditioner whose last layer starts at zero
         makes the coupling start as the identity.
+      context_size: width of the context each call then takes (0: unconditional; see
+        `Coupling`).
       validate_args: also check inputs for NaN / Inf at run time.
       name: bijector name; unique by default.
     """
 
-    def __init__(self, mask, conditioner, validate_args=False, name=None):
-        super().__init__(mask, conditioner, validate_args=validate_args, name=name)
+    def __init__(self, mask, conditioner, context_size=0, validate_args=False, name=None):
+        super().__init__(mask, conditioner, context_size, validate_args=validate_args, name=name)
         self._log_scale_bound = LogScaleBound(self._mask.transformed_shape[-1])
 
     def _conditioner_output_shape(self):
@@ -75,33 +77,33 @@ class AffineCoupling(Coupling):
     def keras_layers(self):
         return [*super().keras_layers, self._log_scale_bound]
 
-    def shift_and_log_scale(self, x_a):
+    def shift_and_log_scale(self, x_a, context=None):
         """``(t(x_A), s(x_A))``, both shaped like ``x_B``; also usable as `tfb.RealNVP`'s fn."""
-        shift, raw = tf.split(self._condition(x_a), 2, axis=-1)
+        shift, raw = tf.split(self._condition(x_a, context), 2, axis=-1)
         return shift, self._log_scale_bound(raw)
 
-    def _forward(self, x):
-        return self._forward_and_log_det(x)[0]
+    def _forward(self, x, context=None):
+        return self._forward_and_log_det(x, context)[0]
 
-    def _forward_and_log_det(self, x):
+    def _forward_and_log_det(self, x, context=None):
         x_a, x_b = self._mask.split(x)
-        shift, log_scale = self.shift_and_log_scale(x_a)
+        shift, log_scale = self.shift_and_log_scale(x_a, context)
         y = self._mask.merge(x, x_b * tf.exp(log_scale) + shift)
         return y, self._mask.sum_transformed(log_scale)
 
-    def _inverse(self, y):
-        return self._inverse_and_log_det(y)[0]
+    def _inverse(self, y, context=None):
+        return self._inverse_and_log_det(y, context)[0]
 
-    def _inverse_and_log_det(self, y):
+    def _inverse_and_log_det(self, y, context=None):
         y_a, y_b = self._mask.split(y)
-        shift, log_scale = self.shift_and_log_scale(y_a)
+        shift, log_scale = self.shift_and_log_scale(y_a, context)
         x = self._mask.merge(y, (y_b - shift) * tf.exp(-log_scale))
         return x, -self._mask.sum_transformed(log_scale)
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x, context=None):
         x_a, _ = self._mask.split(x)
-        return self._mask.sum_transformed(self.shift_and_log_scale(x_a)[1])
+        return self._mask.sum_transformed(self.shift_and_log_scale(x_a, context)[1])
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y, context=None):
         y_a, _ = self._mask.split(y)
-        return -self._mask.sum_transformed(self.shift_and_log_scale(y_a)[1])
+        return -self._mask.sum_transformed(self.shift_and_log_scale(y_a, context)[1])

@@ -63,11 +63,9 @@ class BatchNorm(FlowBijector):
         name=None,
     ):
         self._event_shape, param_shape, self._positions = per_channel(event_shape, "BatchNorm")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"BatchNorm momentum must be in [0, 1), got {momentum}.")
         if epsilon <= 0.0:
             raise ValueError(f"BatchNorm epsilon must be positive, got {epsilon}.")
-        self._momentum = float(momentum)
+        self.momentum = momentum
         self._epsilon = float(epsilon)
         self._training = bool(training)
         self._state = BijectorWeights(
@@ -91,6 +89,19 @@ class BatchNorm(FlowBijector):
     @property
     def training(self):
         return self._training
+
+    @property
+    def momentum(self):
+        """Decay of the running averages, settable between calls (e.g. ``1 - 1/n`` for the
+        ``n``-th batch averages batches equally, as `zoo.training.statistics.refresh` does;
+        read when a call is traced)."""
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, momentum):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1), got {momentum}.")
+        self._momentum = float(momentum)
 
     @property
     def moving_mean(self):

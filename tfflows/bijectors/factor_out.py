@@ -25,7 +25,8 @@ class FactorOut(FlowBijector):
 
     Nesting a `FactorOut` at the end of each scale gives RealNVP's multi-scale flow: every scale
     works on half the channels of the one before, and the factored-out halves are latent
-    variables at their own resolution. Inner bijectors that take ``training`` get it.
+    variables at their own resolution. Inner bijectors that take ``training`` or a ``context``
+    get them.
 
     Args:
       bijectors: inner bijectors, data side first, mapping ``[H, W, C - C // 2]`` to itself.
@@ -67,30 +68,34 @@ class FactorOut(FlowBijector):
     def keras_layers(self):
         return _walk.keras_layers(self._bijectors)
 
+    @property
+    def takes_context(self):
+        return _walk.takes_context(self._bijectors)
+
     def _split(self, x):
         return x[..., : self._kept], x[..., self._kept :]
 
-    def _inverse_and_log_det(self, y, training=False):
+    def _inverse_and_log_det(self, y, training=False, context=None):
         kept, out = self._split(y)
-        z, log_det = _walk.inverse_and_log_det(self._bijectors, kept, 3, training)
+        z, log_det = _walk.inverse_and_log_det(self._bijectors, kept, 3, training, context)
         return tf.concat([z, out], axis=-1), log_det
 
-    def _inverse(self, y, training=False):
-        return self._inverse_and_log_det(y, training)[0]
+    def _inverse(self, y, training=False, context=None):
+        return self._inverse_and_log_det(y, training, context)[0]
 
-    def _inverse_log_det_jacobian(self, y, training=False):
-        return self._inverse_and_log_det(y, training)[1]
+    def _inverse_log_det_jacobian(self, y, training=False, context=None):
+        return self._inverse_and_log_det(y, training, context)[1]
 
-    def _forward_and_log_det(self, x, training=False):
+    def _forward_and_log_det(self, x, training=False, context=None):
         del training  # Sampling runs inner batch norms on their running averages.
         kept, out = self._split(x)
-        x, log_det = _walk.forward_and_log_det(self._bijectors, kept, 3)
+        x, log_det = _walk.forward_and_log_det(self._bijectors, kept, 3, context)
         return tf.concat([x, out], axis=-1), log_det
 
-    def _forward(self, x, training=False):
+    def _forward(self, x, training=False, context=None):
         del training
         kept, out = self._split(x)
-        return tf.concat([_walk.forward(self._bijectors, kept), out], axis=-1)
+        return tf.concat([_walk.forward(self._bijectors, kept, context), out], axis=-1)
 
-    def _forward_log_det_jacobian(self, x, training=False):
-        return self._forward_and_log_det(x, training)[1]
+    def _forward_log_det_jacobian(self, x, training=False, context=None):
+        return self._forward_and_log_det(x, training, context)[1]

@@ -13,7 +13,7 @@ in three groups, one class each:
 `Recipe`, how the model trains:
   ``prefers_bfloat16``, ``plan_run``, ``compile_defaults`` (with ``optimizer_options``, through
   ``adam``), ``optimizers_in_use``, ``min_batch_size``, ``training_phases``, ``prepare``,
-  ``fit_callbacks``, ``monitor``.
+  ``fit_callbacks``, ``monitor``, ``statistics_layers``, ``statistics_pass``.
 `Report`, what the model shows after training:
   ``headline``, ``write_artifacts``.
 
@@ -221,6 +221,24 @@ class Recipe:
         """Keras callbacks of the model's own during ``fit``, writing under the run folder
         ``out`` (e.g. a picture per epoch); none by default."""
         return []
+
+    def statistics_layers(self):
+        """What holds running statistics that a train step moves: objects with ``moving_mean``,
+        ``moving_variance`` and a settable ``momentum`` (``s <- momentum s + (1 - momentum)
+        batch``). `zoo.training.statistics` recomputes them for averaged weights. By default
+        the trainable Keras ``BatchNormalization`` layers."""
+        return [
+            layer
+            for layer in self._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+        ]
+
+    def statistics_pass(self, batch):
+        """A forward pass over one training ``batch`` (what a train step gets), in training
+        mode and without a gradient, that moves the `statistics_layers` as a train step would:
+        ``self(images, training=True)`` by default."""
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        self(images, training=True)
 
 
 class Report:

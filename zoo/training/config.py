@@ -60,7 +60,8 @@ class RunConfig(DataOptions):
     (`zoo.training.schedule.LearningRateSchedule`); ``clip_norm`` clips each step's gradients to
     that global norm; ``ema`` (a momentum in (0, 1), e.g. 0.999) keeps Keras' exponential moving
     average of the weights, which validation, the saved model and the export use (one-optimizer
-    models), updated every ``ema_every``-th step (`zoo.models.optimizers.FusedAdam`).
+    models; batch norms' running statistics recomputed for it, `zoo.training.statistics`),
+    updated every ``ema_every``-th step (`zoo.models.optimizers.FusedAdam`).
     ``options`` go to the model's constructor; ``steps_per_epoch`` repeats the training data to
     that many batches an epoch; ``epochs`` is per phase of the model's recipe; ``time_budget``
     stops training after that many seconds (shared between the phases as their epochs);

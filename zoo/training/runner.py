@@ -34,7 +34,7 @@ import tensorflow_probability as tfp
 from zoo import plots, registry
 from zoo.serving import export, presets
 from zoo.storage import write_json, writing
-from zoo.training import callbacks, distribute, precision, resume
+from zoo.training import callbacks, distribute, precision, resume, statistics
 from zoo.training.lock import FolderLock
 from zoo.training.preemption import Preemption
 from zoo.training.schedule import LearningRateSchedule
@@ -397,7 +397,7 @@ class Run:
     def _callbacks(self, schedule):
         """A phase's callbacks after its time budget: the schedule logs its rate before the CSV
         logger writes; the weight average is swapped in for validation after the checkpoint,
-        which keeps the raw weights."""
+        which keeps the raw weights, with running statistics recomputed for it."""
         config = self.config
         scheduled = config.lr_schedule != "constant" or config.warmup_steps
         boards = []
@@ -415,7 +415,14 @@ class Run:
             self.checkpoint,
             self.history,
             self.guard,
-            *([keras.callbacks.SwapEMAWeights()] if config.ema is not None else []),
+            *(
+                [
+                    keras.callbacks.SwapEMAWeights(),
+                    statistics.RefreshStatistics(self.training_batches),
+                ]
+                if config.ema is not None
+                else []
+            ),
             *boards,
             *self.model.fit_callbacks(self.out),
         ]

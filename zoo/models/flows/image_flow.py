@@ -99,7 +99,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
             return tf.zeros([0], tf.float32)
         levels = tf.clip_by_value(tf.floor(y * self.num_levels), 0.0, self.num_levels - 1.0)
         noise, log_q = self.dequantizer(levels)
-        return self.log_prob((levels + noise) / self.num_levels, training) - log_q
+        return self.log_prob((levels + noise) / self.num_levels, training=training) - log_q
 
     def importance_weighted_log_likelihood(self, x, samples=64, seed=None):
         """A tighter bound on each image's discrete log-likelihood than `log_likelihood`'s one
@@ -131,6 +131,15 @@ class ImageFlow(ZooModel, tfflows.Flow):
         log_w = self.log_prob((repeated + noise) / self.num_levels) - log_q
         log_w = tf.reshape(log_w, [-1, samples])
         return tf.reduce_logsumexp(log_w, axis=1) - math.log(samples)
+
+    def statistics_layers(self):
+        return [
+            *super().statistics_layers(),
+            *(b for b in self.all_bijectors if isinstance(b, tfflows.bijectors.BatchNorm)),
+        ]
+
+    def statistics_pass(self, batch):
+        self.log_likelihood(keras.utils.unpack_x_y_sample_weight(batch)[0], training=True)
 
     def update_metrics(self, log_prob, sample_weight=None):
         super().update_metrics(log_prob, sample_weight)
