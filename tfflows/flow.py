@@ -111,7 +111,7 @@ class Flow(keras.Model):
         if self.conditional_base and not self.context_size:
             raise ValueError("conditional_base needs a context: set context_size > 0.")
         for b in self.all_bijectors:
-            size = getattr(b, "context_size", None) or getattr(b, "_context_size", 0)
+            size = getattr(b, "context_size", 0)
             if size and size != self.context_size:
                 raise ValueError(
                     f"bijector {b.name!r} takes a context of {size}, the flow's context_size "

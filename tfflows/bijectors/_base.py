@@ -102,6 +102,26 @@ def per_channel(event_shape, kind):
     return event_shape, list(event_shape[-1:]), int(np.prod(event_shape[:-1], dtype=np.int64))
 
 
+def with_context(bijector, inputs, context, size):
+    """``inputs`` ``[n, *outer, channels]`` with the ``context`` (``[..., size]``, one row per
+    example) appended on the last axis, the same vector at every ``outer`` position, for a
+    bijector conditioned on contexts of ``size`` (0: none, ``inputs`` unchanged). Raises
+    ValueError for a missing context, or one given to an unconditional bijector."""
+    where = f"{type(bijector).__name__} {bijector.name!r}"
+    if not size:
+        if context is not None:
+            raise ValueError(f"{where} takes no context.")
+        return inputs
+    if context is None:
+        raise ValueError(
+            f"{where} is conditional (context_size={size}): pass context=[batch, {size}]."
+        )
+    outer = [1] * (inputs.shape.rank - 2)
+    context = tf.reshape(tf.cast(context, inputs.dtype), [-1, *outer, size])
+    context = tf.broadcast_to(context, tf.concat([tf.shape(inputs)[:-1], [size]], axis=0))
+    return tf.concat([inputs, context], axis=-1)
+
+
 def build_layer(layer, input_shape):
     """Calls ``layer`` once on zeros of ``[1, *input_shape]`` so that its weights exist now.
 

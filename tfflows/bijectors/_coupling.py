@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfflows import masks as masks_lib
-from tfflows.bijectors._base import FlowBijector, build_layer
+from tfflows.bijectors._base import FlowBijector, build_layer, with_context
 
 
 class Coupling(FlowBijector):
@@ -86,24 +86,6 @@ class Coupling(FlowBijector):
         ndims = self._mask.event_ndims
         batch_shape = tf.shape(x_a)[: tf.rank(x_a) - ndims]
         flat = tf.reshape(x_a, [-1, *self._mask.conditioning_shape])
-        if self._context_size:
-            flat = tf.concat([flat, self._context_as_input(context, flat)], axis=-1)
-        elif context is not None:
-            raise ValueError(f"{type(self).__name__} {self.name!r} takes no context.")
+        flat = with_context(self, flat, context, self._context_size)
         out = tf.cast(self._conditioner(flat), x_a.dtype)
         return tf.reshape(out, tf.concat([batch_shape, tf.shape(out)[1:]], axis=0))
-
-    def _context_as_input(self, context, flat):
-        """``context`` ``[..., context_size]`` as ``[n, *outer, context_size]`` next to ``flat``
-        ``[n, *outer, channels]``."""
-        if context is None:
-            raise ValueError(
-                f"{type(self).__name__} {self.name!r} is conditional (context_size="
-                f"{self._context_size}): pass context=[batch, {self._context_size}]."
-            )
-        context = tf.reshape(tf.cast(context, flat.dtype), [-1, self._context_size])
-        outer = [1] * (len(self._mask.conditioning_shape) - 1)
-        context = tf.reshape(context, [-1, *outer, self._context_size])
-        return tf.broadcast_to(
-            context, tf.concat([tf.shape(flat)[:-1], [self._context_size]], axis=0)
-        )

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfflows.bijectors import _spline
-from tfflows.bijectors._base import FlowBijector, build_layer
+from tfflows.bijectors._base import FlowBijector, build_layer, with_context
 from tfflows.bijectors.affine_coupling import LogScaleBound
 
 TRANSFORMS = ("affine", "spline")
@@ -95,6 +95,10 @@ class MaskedAutoregressive(FlowBijector):
         return [self._made] + ([self._log_scale_bound] if self._log_scale_bound else [])
 
     @property
+    def context_size(self):
+        return self._context_size
+
+    @property
     def takes_context(self):
         return self._context_size > 0
 
@@ -102,17 +106,7 @@ class MaskedAutoregressive(FlowBijector):
         """``theta(u)``: ``[..., D, params_per_unit]`` in float32, for ``u`` (and the
         ``context``, of the same batch shape) of any batch shape."""
         batch = tf.shape(u)[:-1]
-        inputs = tf.reshape(u, [-1, self._size])
-        if self._context_size:
-            if context is None:
-                raise ValueError(
-                    f"MaskedAutoregressive {self.name!r} is conditional (context_size="
-                    f"{self._context_size}): pass context=[batch, {self._context_size}]."
-                )
-            context = tf.reshape(tf.cast(context, inputs.dtype), [-1, self._context_size])
-            inputs = tf.concat([inputs, context], axis=-1)
-        elif context is not None:
-            raise ValueError(f"MaskedAutoregressive {self.name!r} takes no context.")
+        inputs = with_context(self, tf.reshape(u, [-1, self._size]), context, self._context_size)
         out = tf.cast(self._made(inputs), tf.float32)
         return tf.reshape(out, tf.concat([batch, [self._size, -1]], axis=0))
 
