@@ -34,6 +34,7 @@ from zoo.models.transflow import Transflow
 from zoo.serving import presets
 
 FLOW = presets.model_file("realnvp_mnist")
+CHUNK = 500
 
 
 def held_out(args):
@@ -78,7 +79,9 @@ def main(argv=None):
 
     x, y = held_out(args)
     models = {v: Transflow(args.flow, num_classes=10, variance=v) for v in ("fixed", "estimate")}
-    latents = models["fixed"].latents(x).numpy()
+    # The flow runs once over the held-out images; each draw scores their latents.
+    encode = tf.function(models["fixed"].latents)
+    latents = np.concatenate([encode(x[i : i + CHUNK]).numpy() for i in range(0, len(x), CHUNK)])
     pixels = x.reshape(len(x), -1)
     table = {
         name: {} for name in ("transflow_fixed", "transflow_estimate", "nn_pixels", "nn_latent")
@@ -89,7 +92,12 @@ def main(argv=None):
             for variance, model in models.items():
                 model.reset_statistics()
                 model.observe(x[chosen], y[chosen])
-                predicted = model.class_log_probs(x[rest]).numpy().argmax(axis=1)
+                predicted = np.concatenate(
+                    [
+                        model.latent_class_log_probs(latents[rest[i : i + CHUNK]]).numpy()
+                        for i in range(0, len(rest), CHUNK)
+                    ]
+                ).argmax(axis=1)
                 table[f"transflow_{variance}"].setdefault(k, []).append(
                     np.mean(predicted == y[rest])
                 )

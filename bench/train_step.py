@@ -48,6 +48,12 @@ MODELS = {
     "nice": ({}, 200),
     "realnvp": ({"num_scales": 3, "filters": 32, "num_blocks": 2}, 64),
     "glow": ({"num_scales": 2, "steps_per_scale": 8, "filters": 64, "num_blocks": 1}, 64),
+    "nsf": ({"num_scales": 2, "steps_per_scale": 8, "filters": 64, "num_blocks": 1}, 64),
+    "glow_conditional": (
+        {"num_scales": 2, "steps_per_scale": 8, "filters": 64, "num_blocks": 1},
+        64,
+    ),
+    "maf": ({}, 64),
     "dcgan": ({}, 64),
     "vae": ({}, 64),
     "conv_autoencoder": ({"latent_dim": 32}, 64),
@@ -83,7 +89,8 @@ def child(args):
         gradient_step.all_finite = lambda tensors: tf.constant(True)
     options, batch = MODELS[args.model]
     keras.config.set_dtype_policy(policy)
-    spec = registry.entry(args.model).cls.data_spec
+    entry = registry.entry(args.model)
+    spec = entry.cls.data_spec_for({**entry.defaults, **options})
     kwargs = {"scaling": spec.scaling, "with_labels": spec.labels, "batch_size": batch}
     train, info = data.load(args.mnist, splits(args)[0], shuffle=True, seed=0, **kwargs)
     test, _ = data.load(args.mnist, splits(args)[1], dequantize_seed=0, **kwargs)

@@ -13,7 +13,7 @@ The layers, bottom up (each imports only those below it; tests/test_layering.py 
 
 from zoo import _moved
 from zoo.models.autoencoders import VAE, Autoencoder
-from zoo.models.flows import NICE, Glow, ImageFlow, RealNVP
+from zoo.models.flows import MAF, NICE, Glow, ImageFlow, RealNVP
 from zoo.models.gan import DCGAN, GAN, FeatureClassifier
 from zoo.models.transfer import ConvClassifier, TransferClassifier
 from zoo.models.transflow import Transflow
@@ -25,6 +25,7 @@ _moved.install()
 __all__ = [
     "DCGAN",
     "GAN",
+    "MAF",
     "NICE",
     "VAE",
     "Autoencoder",

@@ -7,6 +7,7 @@ zoo train nice --dataset mnist --data-dir ~/tensorflow_datasets --epochs 100
 zoo train realnvp --dataset path/to/mnist  # idx files: train 60,000, test 10,000 images
 zoo train vae --dataset path/to/mnist --binarize --set likelihood=bernoulli iw_samples=5
 zoo sample runs/realnvp-digits/model.keras -n 64 --temperature 0.7
+zoo sample runs/glow_conditional-digits/model.keras -n 16 --class 3
 zoo evaluate runs/realnvp-digits/model.keras --dataset digits --split test
 zoo export runs/realnvp-digits/model.keras --base-dir serving --name realnvp
 zoo train transfer                      # pretrain on digits 0-4, transfer to 5-9, 10 labels each
@@ -278,9 +279,13 @@ def sample(args):
 
     sampling_arguments(args.num, args.temperature)
     model = presets.load_model(args.model_path)
-    images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0])
+    of_class = {} if args.class_id is None else {"class_id": args.class_id}
+    images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0], **of_class)
+    title = f"T = {args.temperature}" + (
+        "" if args.class_id is None else f", class {args.class_id}"
+    )
     with storage.writing(args.out):
-        plots.sample_grid(images, args.out, title=f"T = {args.temperature}")
+        plots.sample_grid(images, args.out, title=title)
     print(f"wrote {args.num} samples to {args.out}")
 
 
@@ -402,6 +407,13 @@ def build_parser():
         "--temperature", type=float, default=1.0, help="scales the latent spread (0: the mode)"
     )
     p.add_argument("--seed", type=int, default=0, help="the same seed draws the same samples")
+    p.add_argument(
+        "--class",
+        dest="class_id",
+        type=int,
+        default=None,
+        help="a class-conditional model's class to draw (default: the classes in turn)",
+    )
     p.add_argument("--out", default="samples.png", help="the PNG grid to write")
     p.set_defaults(func=sample)
 

@@ -57,6 +57,33 @@ MODELS = (
         "Glow: multi-scale steps of actnorm, invertible 1x1 convolution, affine coupling",
     ),
     Entry(
+        "glow_conditional",
+        flows.Glow,
+        "density",
+        "class-conditional Glow: class-conditional prior and couplings; a generative classifier",
+        {"conditional": True},
+    ),
+    Entry(
+        "realnvp_conditional",
+        flows.RealNVP,
+        "density",
+        "class-conditional multi-scale RealNVP: the class in every coupling and in the prior",
+        {"architecture": "multiscale", "conditional": True},
+    ),
+    Entry(
+        "nsf",
+        flows.Glow,
+        "density",
+        "neural spline flow: Glow's multi-scale steps with rational-quadratic spline couplings",
+        {"coupling": "spline"},
+    ),
+    Entry(
+        "maf",
+        flows.MAF,
+        "density",
+        "MAF: masked autoregressive transforms (MADE) on the flattened image, for vector data",
+    ),
+    Entry(
         "dcgan",
         gan.DCGAN,
         "generation",
@@ -163,10 +190,14 @@ _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 def option_defaults(model_name):
     """``{option: default}`` of every constructor argument model ``model_name`` takes: its
-    class's and, through ``**kwargs``, its bases' down to `keras.Model`, with the registered
+    class's and, through ``**kwargs``, its bases' down to `keras.Model`, and those its
+    ``from_data`` takes besides (e.g. an image flow's ``conditional``), with the registered
     defaults applied; `REQUIRED` for an argument without a default."""
     e = entry(model_name)
     defaults = {}
+    for p in list(inspect.signature(e.cls.from_data).parameters.values())[1:]:  # after info
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            defaults[p.name] = p.default
     for cls in e.cls.__mro__:
         if cls is keras.Model or "__init__" not in vars(cls):
             continue

@@ -70,6 +70,18 @@ def test_round_trip_and_log_dets_against_autodiff(transform, fast):
 
 
 @pytest.mark.parametrize("transform, fast", CASES)
+def test_it_traces_with_an_unknown_batch_size_as_a_serving_signature_does(transform, fast):
+    bijector = _bijector(transform, fast)
+    x = 1.5 * tf.random.stateless_normal((6, D), [0, 5])
+    spec = [tf.TensorSpec([None, D], tf.float32)]
+    for direction in ("forward", "inverse"):
+        method = getattr(bijector, f"{direction}_and_log_det")
+        traced = tf.function(lambda t, method=method: method(t, 1), input_signature=spec)
+        for got, want in zip(traced(x), method(x, 1), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("transform, fast", CASES)
 def test_the_jacobian_is_triangular_in_the_made_order(transform, fast):
     order = [3, 1, 5, 2, 4]
     bijector = _bijector(transform, fast, order=order, seed=4)

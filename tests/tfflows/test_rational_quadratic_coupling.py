@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tests.checks import assert_config_round_trip, assert_round_trip, fresh
+from tests.checks import assert_config_round_trip, assert_round_trip, fresh, randomize
 from tests.tfflows.coupling_cases import make_coupling
 from tfflows import bijectors, masks, nets
 from tfflows.bijectors import _spline
@@ -164,3 +164,17 @@ def test_nonsense_options_are_refused():
         bijectors.RationalQuadraticCoupling(masks.half(6), net, bound=0)
     with pytest.raises(ValueError, match=r"maps .* \[3\] to shape \[3\].*needs \[69\]"):
         bijectors.RationalQuadraticCoupling(masks.half(6), nets.MLP([4], 3))
+
+
+def test_it_traces_with_an_unknown_batch_size_as_a_serving_signature_does():
+    coupling = bijectors.RationalQuadraticCoupling(
+        masks.alternating(6), nets.MLP([8], 3 * _spline.num_parameters(4)), bins=4
+    )
+    randomize([coupling.conditioner], seed=2)
+    x = 2.0 * tf.random.stateless_normal((5, 6), [0, 4])
+    spec = [tf.TensorSpec([None, 6], tf.float32)]
+    for direction in ("forward", "inverse"):
+        method = getattr(coupling, f"{direction}_and_log_det")
+        traced = tf.function(lambda t, method=method: method(t, 1), input_signature=spec)
+        for got, want in zip(traced(x), method(x, 1), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -59,9 +59,16 @@ def test_shared_code_asks_models_only_what_the_contract_declares():
     assert not undeclared, f"asked of a model but not in zoo/models/contract.py: {undeclared}"
     # No hook is dead: each is asked by the shared code, but those the models ask of each
     # other (transfer learning builds on a model's features; compile_defaults calls adam;
-    # data_options reads class_labels) and the one the run sets (optimizer_options).
+    # data_options reads class_labels; sample implementations call unconditional) and the one
+    # the run sets (optimizer_options).
     hooks = {n for group in (TheModel, Recipe, Report) for n in vars(group) if n[0] != "_"}
-    among_models = {"feature_extractor", "adam", "class_labels", "optimizer_options"}
+    among_models = {
+        "feature_extractor",
+        "adam",
+        "class_labels",
+        "unconditional",
+        "optimizer_options",
+    }
     assert hooks - among_models == hooks & set(asked), hooks - among_models - set(asked)
 
 

@@ -108,7 +108,8 @@ class MaskedAutoregressive(FlowBijector):
         batch = tf.shape(u)[:-1]
         inputs = with_context(self, tf.reshape(u, [-1, self._size]), context, self._context_size)
         out = tf.cast(self._made(inputs), tf.float32)
-        return tf.reshape(out, tf.concat([batch, [self._size, -1]], axis=0))
+        per_unit = [self._size, self._made.params_per_unit]
+        return tf.reshape(out, tf.concat([batch, per_unit], axis=0))
 
     def _tau(self, u, theta, inverse):
         """``tau(u; theta)`` or its inverse, and ``log|d out / d u|`` per unit."""

@@ -73,7 +73,8 @@ class RationalQuadraticCoupling(Coupling):
     def spline_parameters(self, x_a, context=None):
         """The unnormalized parameters ``[..., *transformed_shape, 3K - 1]`` for ``x_A``."""
         out = self._condition(x_a, context)
-        shape = tf.concat([tf.shape(out)[:-1], [self._mask.transformed_shape[-1], -1]], axis=0)
+        per_unit = [self._mask.transformed_shape[-1], _spline.num_parameters(self._bins)]
+        shape = tf.concat([tf.shape(out)[:-1], per_unit], axis=0)
         return tf.reshape(out, shape)
 
     def _transform(self, x, inverse, context):

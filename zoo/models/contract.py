@@ -7,9 +7,9 @@ A zoo model is a `keras.Model` that also subclasses `ZooModel` (listed first amo
 in three groups, one class each:
 
 `TheModel`, what the model is, takes and gives:
-  ``data_spec``, ``class_labels``, ``from_data``, ``check_data``, ``data_options``,
-  ``serving_endpoints``, ``export_resources``, ``export_metadata``, ``sample``,
-  ``feature_extractor``.
+  ``data_spec`` (``data_spec_for``), ``class_labels``, ``from_data``, ``check_data``,
+  ``data_options``, ``serving_endpoints``, ``export_resources``, ``export_metadata``,
+  ``sample`` (``unconditional``), ``feature_extractor``.
 `Recipe`, how the model trains:
   ``prefers_bfloat16``, ``plan_run``, ``compile_defaults`` (with ``optimizer_options``, through
   ``adam``), ``optimizers_in_use``, ``min_batch_size``, ``training_phases``, ``prepare``,
@@ -101,6 +101,13 @@ class TheModel:
     model_file_options = ()
 
     @classmethod
+    def data_spec_for(cls, options):
+        """The `DataSpec` of a run that builds this model with constructor ``options`` (its
+        registered defaults included), before it is built: e.g. a class-conditional flow's
+        labels. `data_spec` by default; a built model's own is its ``data_spec``."""
+        return cls.data_spec
+
+    @classmethod
     def from_data(cls, info, **options):
         """Builds the model for data described by ``info`` (a `zoo.data.DataInfo`: image shape,
         levels, classes) with constructor ``options``."""
@@ -149,10 +156,19 @@ class TheModel:
         ``assets.extra/signatures.json``). Nothing by default."""
         return {}
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
+    def sample(self, num_samples, temperature=1.0, seed=None, class_id=None):
         """Generative models: ``num_samples`` images in ``[0, 1]``, their latent spread times
-        ``temperature``; ``seed`` an int (stateful) or a shape-[2] stateless seed."""
+        ``temperature``; ``seed`` an int (stateful) or a shape-[2] stateless seed. A
+        class-conditional model draws them of class ``class_id`` (one class, or one per
+        sample); others refuse a class (`unconditional`)."""
         raise ValueError(f"{type(self).__name__} does not sample; it has no generative model.")
+
+    def unconditional(self, class_id):
+        """For `sample` of a model without classes: a ValueError unless ``class_id`` is None."""
+        if class_id is not None:
+            raise ValueError(
+                f"{type(self).__name__} is not class-conditional: it samples no class_id."
+            )
 
     def feature_extractor(self):
         """``(network, scaling)``: a Keras network from images scaled as ``scaling`` (see

@@ -126,7 +126,7 @@ class Run:
 
         def describe():
             everything = dataclasses.replace(config, classes=None, labels_per_class=None)
-            return everything.load(config.train_split, cls.data_spec)[1]
+            return everything.load(config.train_split, self.data_spec())[1]
 
         plan = cls.plan_run(config, describe)
         changes = dict(plan.changes)
@@ -163,12 +163,16 @@ class Run:
 
     # 3. Seed, precision and data.
 
+    def data_spec(self):
+        """The model's `DataSpec` under the run's options (its registered defaults included)."""
+        return self.entry.cls.data_spec_for({**self.entry.defaults, **self.config.options})
+
     def load_data(self):
         config, cls = self.config, self.entry.cls
         keras.utils.set_random_seed(config.seed)
         bfloat16 = cls.prefers_bfloat16({**self.entry.defaults, **config.options})
         self.policy, self.why = precision.set_policy(config.mixed_precision, bfloat16)
-        spec = cls.data_spec
+        spec = self.data_spec()
         self.train_ds, self.info = config.load(
             config.train_split, spec, training=True, shuffle=True, seed=config.seed
         )
@@ -230,7 +234,7 @@ class Run:
         config = self.config
         ds, _ = config.load(
             config.train_split,
-            self.entry.cls.data_spec,
+            self.data_spec(),
             training=True,
             shuffle=True,
             seed=config.seed,

@@ -198,9 +198,10 @@ class VAE(Hourglass):
             return tf.clip_by_value(params[0], 0.0, 1.0)
         return tf.sigmoid(params[0])
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
+    def sample(self, num_samples, temperature=1.0, seed=None, class_id=None):
         """``num_samples`` images in ``[0, 1]``: decoder means at ``z ~ N(0, T^2 I)``. ``seed``:
         an int (stateful) or a shape-[2] stateless seed."""
+        self.unconditional(class_id)
         num_samples, temperature = sampling_arguments(num_samples, temperature)
         z = standard_normal([num_samples, self.latent_dim], seed)
         return self.decode(temperature * z)

@@ -3,10 +3,11 @@
 import keras
 
 from tfflows import bijectors, masks, nets
-from zoo.models.checks import whole_number
+from zoo.models.checks import positive_number, whole_number
 from zoo.models.flows.image_flow import ImageFlow, logit_alpha
 
 MIXINGS = ("conv1x1", "alternate")
+COUPLINGS = ("affine", "spline")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -31,6 +32,13 @@ class Glow(ImageFlow):
     drops the ActNorms; ``mixing="alternate"`` replaces the 1x1 convolutions by RealNVP's
     alternating channel masks (no learned mixing).
 
+    ``coupling="spline"`` makes it a multi-scale neural spline flow (Durkan, Bekasov, Murray and
+    Papamakarios, "Neural Spline Flows", NeurIPS 2019): each affine coupling becomes a
+    `tfflows.bijectors.RationalQuadraticCoupling` (``bins`` bins on ``[-bound, bound]``,
+    identity outside), its ResNet giving ``3 bins - 1`` parameters per transformed channel.
+    ``num_classes > 0`` makes it class-conditional (`ImageFlow`): each coupling's ResNet also
+    sees the one-hot class, and the base is the class-conditional prior of the Glow paper.
+
     Args:
       image_shape: ``(H, W, C)``.
       num_levels: levels of the discrete data.
@@ -41,6 +49,9 @@ class Glow(ImageFlow):
       actnorm: put an ActNorm at the start of each step.
       mixing: ``"conv1x1"`` or ``"alternate"``.
       alpha: the logit's margin.
+      coupling: ``"affine"`` or ``"spline"``.
+      bins, bound: the spline couplings' ``K`` and ``B``.
+      num_classes: ``C`` of a class-conditional Glow (0: unconditional).
     """
 
     @classmethod
@@ -59,10 +70,20 @@ class Glow(ImageFlow):
         actnorm=True,
         mixing="conv1x1",
         alpha=0.05,
+        coupling="affine",
+        bins=8,
+        bound=3.0,
+        num_classes=0,
         **kwargs,
     ):
         if mixing not in MIXINGS:
             raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}.")
+        if coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}.")
+        self.coupling = coupling
+        self.bins = whole_number("bins", bins, minimum=2)
+        self.bound = positive_number("bound", bound)
+        self.num_classes = whole_number("num_classes", num_classes, minimum=0)
         self.num_scales = whole_number("num_scales", num_scales)
         self.steps_per_scale = whole_number("steps_per_scale", steps_per_scale)
         self.filters = whole_number("filters", filters)
@@ -82,7 +103,7 @@ class Glow(ImageFlow):
             )
         layers = [bijectors.Logit(self.alpha, validate_args=kwargs.get("validate_args", True))]
         layers += self._scale(image_shape, 0)
-        super().__init__(layers, image_shape, num_levels, **kwargs)
+        super().__init__(layers, image_shape, num_levels, num_classes=self.num_classes, **kwargs)
 
     def _step(self, shape, index):
         layers = [bijectors.ActNorm(shape)] if self.actnorm else []
@@ -92,10 +113,18 @@ class Glow(ImageFlow):
         else:
             parity = index % 2
         mask = masks.channel(shape, parity=parity)
-        channels = 2 * mask.transformed_shape[-1]
-        net = nets.ResNet(self.filters, self.num_blocks, channels, dtype=self._net_dtype)
-        layers.append(bijectors.AffineCoupling(mask, net))
+        layers.append(self._coupling(mask))
         return layers
+
+    def _coupling(self, mask):
+        units = mask.transformed_shape[-1]
+        context = self.num_classes
+        if self.coupling == "affine":
+            net = nets.ResNet(self.filters, self.num_blocks, 2 * units, dtype=self._net_dtype)
+            return bijectors.AffineCoupling(mask, net, context_size=context)
+        channels = (3 * self.bins - 1) * units
+        net = nets.ResNet(self.filters, self.num_blocks, channels, dtype=self._net_dtype)
+        return bijectors.RationalQuadraticCoupling(mask, net, self.bins, self.bound, context)
 
     def _scale(self, shape, level):
         """Scale ``level`` on events ``shape``: squeeze, steps, split; maps ``shape`` to itself."""
@@ -118,4 +147,7 @@ class Glow(ImageFlow):
             "actnorm": self.actnorm,
             "mixing": self.mixing,
             "alpha": self.alpha,
+            "coupling": self.coupling,
+            "bins": self.bins,
+            "bound": self.bound,
         }

@@ -28,6 +28,8 @@ class NICE(ImageFlow):
         ``data_init``: the first training batch sets it so that the latents have unit
         variance); False is the paper's identity start, with which NICE spends its first epochs
         learning the scale. Configs saved without this option load with False.
+      num_classes: ``C`` of a class-conditional NICE (`ImageFlow`): each coupling's MLP also
+        sees the one-hot class, and the prior is class-conditional. 0: unconditional.
     """
 
     @classmethod
@@ -46,9 +48,11 @@ class NICE(ImageFlow):
         hidden_units=(1000,) * 5,
         prior="logistic",
         data_init=True,
+        num_classes=0,
         **kwargs,
     ):
         dims = math.prod(image_shape)
+        self.num_classes = whole_number("num_classes", num_classes, minimum=0)
         self.data_init = bool(data_init)
         self.num_couplings = whole_number("num_couplings", num_couplings)
         self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
@@ -57,9 +61,16 @@ class NICE(ImageFlow):
             mask = masks.alternating(dims, parity=i % 2)
             units = mask.transformed_shape[-1]
             net = nets.MLP(self.hidden_units, units, dtype=kwargs.get("dtype"))
-            layers.append(bijectors.AdditiveCoupling(mask, net))
+            layers.append(bijectors.AdditiveCoupling(mask, net, self.num_classes))
         layers.append(bijectors.Scaling([dims], data_init=self.data_init))
-        super().__init__(layers, image_shape, num_levels, base_distribution=prior, **kwargs)
+        super().__init__(
+            layers,
+            image_shape,
+            num_levels,
+            base_distribution=prior,
+            num_classes=self.num_classes,
+            **kwargs,
+        )
 
     def get_config(self):
         return {

@@ -35,6 +35,8 @@ class RealNVP(ImageFlow):
       num_couplings, hidden_units: flat architecture size.
       alpha: the logit's margin (0.05 in the paper's CIFAR-10 model, 1e-6 for MNIST).
       batch_norm: put `BatchNorm` bijectors after the couplings.
+      num_classes: ``C`` of a class-conditional RealNVP (`ImageFlow`): each conditioner also
+        sees the one-hot class, and the base is class-conditional. 0: unconditional.
     """
 
     @classmethod
@@ -54,6 +56,7 @@ class RealNVP(ImageFlow):
         hidden_units=(256, 256),
         alpha=0.05,
         batch_norm=True,
+        num_classes=0,
         **kwargs,
     ):
         if architecture not in ARCHITECTURES:
@@ -66,6 +69,7 @@ class RealNVP(ImageFlow):
         self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
         self.alpha = logit_alpha(alpha)
         self.batch_norm = bool(batch_norm)
+        self.num_classes = whole_number("num_classes", num_classes, minimum=0)
         # Flat batch norm normalizes each unit over the batch alone.
         flat_norm = architecture == "flat" and self.batch_norm and self.num_couplings > 1
         self.min_batch_size = 2 if flat_norm else 1
@@ -83,7 +87,7 @@ class RealNVP(ImageFlow):
                     f"{factor}; got an image of {h}x{w}. Resize the data or use fewer scales."
                 )
             layers += self._scale(image_shape, 0)
-        super().__init__(layers, image_shape, num_levels, **kwargs)
+        super().__init__(layers, image_shape, num_levels, num_classes=self.num_classes, **kwargs)
 
     def _coupling(self, mask):
         if mask.event_ndims == 1:
@@ -91,7 +95,7 @@ class RealNVP(ImageFlow):
         else:
             channels = 2 * mask.transformed_shape[-1]
             net = nets.ResNet(self.filters, self.num_blocks, channels, dtype=self._net_dtype)
-        return bijectors.AffineCoupling(mask, net)
+        return bijectors.AffineCoupling(mask, net, context_size=self.num_classes)
 
     def _flat(self, dims):
         layers = []

@@ -280,9 +280,10 @@ class GAN(ZooModel, keras.Model):
         print(f"judge (feature classifier): training accuracy {accuracy:.4f} after {steps} steps")
         self.attach_judge(judge)
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
+    def sample(self, num_samples, temperature=1.0, seed=None, class_id=None):
         """``num_samples`` images in ``[0, 1]``; ``z ~ N(0, T^2 I)``. ``seed``: an int
         (stateful) or a shape-[2] stateless seed."""
+        self.unconditional(class_id)
         num_samples, temperature = sampling_arguments(num_samples, temperature)
         z = standard_normal([num_samples, self.latent_dim], seed)
         return tf.clip_by_value((self.generate(temperature * z) + 1.0) / 2.0, 0.0, 1.0)

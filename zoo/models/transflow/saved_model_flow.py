@@ -25,6 +25,12 @@ class SavedModelFlow(tf.Module):
         if missing:
             raise ValueError(f"The SavedModel at {path} is not a flow: no {sorted(missing)}.")
         encode, decode = self.loaded.signatures["encode"], self.loaded.signatures["decode"]
+        if set(encode.structured_input_signature[1]) != {"images"}:
+            raise ValueError(
+                f"The SavedModel at {path} is a class-conditional flow (its encode takes "
+                f"{sorted(encode.structured_input_signature[1])}): Transflow builds on an "
+                "unconditional one."
+            )
         self.image_shape = tuple(
             next(iter(encode.structured_input_signature[1].values())).shape[1:]
         )
@@ -67,10 +73,19 @@ def load_flow(flow):
         ]
         if missing:
             raise TypeError(f"{type(flow).__name__} is not a flow: it has no {missing}.")
-        return flow
+        return _unconditional(flow, type(flow).__name__)
     path = os.fspath(flow)
     if os.path.isdir(path):
         return SavedModelFlow(path)
     if path.endswith(".keras") and os.path.isfile(path):
-        return keras.saving.load_model(path, compile=False)
+        return _unconditional(keras.saving.load_model(path, compile=False), path)
     raise FileNotFoundError(f"No flow at {path!r}: give a .keras file or a SavedModel folder.")
+
+
+def _unconditional(flow, what):
+    if getattr(flow, "context_size", 0):
+        raise ValueError(
+            f"{what} is a class-conditional flow (num_classes={flow.context_size}): Transflow "
+            "builds on an unconditional one."
+        )
+    return flow

@@ -254,7 +254,12 @@ class Transflow(ZooModel, keras.Model):
 
     def class_log_probs(self, images):
         """``log p(f(x) | class c's examples)`` ``[batch, num_classes]`` (latent part)."""
-        z = self.latents(images)[:, None, :]
+        return self.latent_class_log_probs(self.latents(images))
+
+    def latent_class_log_probs(self, z):
+        """`class_log_probs` of latents ``z = f(x)`` ``[batch, D]`` (`latents`), for callers
+        that score the same images against several posteriors without running the flow again."""
+        z = tf.cast(z, tf.float64)[:, None, :]
         return tf.reduce_sum(self._predictive(self.posterior()).log_prob(z), axis=-1)
 
     def classify(self, images):
