@@ -78,7 +78,7 @@ def test_the_models_measured_faster_in_bfloat16_are_the_ones_that_prefer_it():
         for name in registry.list_models()
         if registry.entry(name).cls.prefers_bfloat16(registry.entry(name).defaults)
     }
-    convolutional_flows = {"realnvp", "realnvp_conditional", "glow", "glow_conditional", "nsf"}
+    convolutional_flows = {"realnvp", "realnvp_conditional", "glow", "glow_conditional"}
     assert preferring == {"nice", *convolutional_flows, "dcgan", "conv_autoencoder"}
     assert not registry.entry("realnvp").cls.prefers_bfloat16({"architecture": "flat"})
 
