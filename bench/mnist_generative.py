@@ -274,10 +274,13 @@ def main(argv=None):
     parser.add_argument("--stacked-samples", type=int, default=26_000)
     parser.add_argument("--iw-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="keep every run's folder (samples) here")
     args = parser.parse_args(argv)
 
     results, peaks = {}, {}
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = args.out or temporary
+        os.makedirs(scratch, exist_ok=True)
         for family in args.families:
             reset_peak()
             results[family] = FAMILIES[family](args, scratch)

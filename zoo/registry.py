@@ -181,7 +181,22 @@ def create_model(model_name, info=None, **options):
     """
     e = entry(model_name)
     options = {**e.defaults, **options}
-    return e.cls.from_data(info, **options) if info is not None else e.cls(**options)
+    if info is not None:
+        return e.cls.from_data(info, **options)
+    from_data_only = sorted(set(options) & {p.name for p in _from_data_options(e.cls)})
+    if from_data_only:
+        raise ValueError(
+            f"{model_name}'s option(s) {', '.join(from_data_only)} are read with the data: "
+            "pass info (a zoo.data.DataInfo), or the constructor's own options instead."
+        )
+    return e.cls(**options)
+
+
+def _from_data_options(cls):
+    """The keyword arguments ``cls.from_data`` takes besides ``info`` (none for the
+    contract's default, which passes its ``**options`` to the constructor)."""
+    parameters = list(inspect.signature(cls.from_data).parameters.values())[1:]
+    return [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 REQUIRED = inspect.Parameter.empty
@@ -194,10 +209,7 @@ def option_defaults(model_name):
     ``from_data`` takes besides (e.g. an image flow's ``conditional``), with the registered
     defaults applied; `REQUIRED` for an argument without a default."""
     e = entry(model_name)
-    defaults = {}
-    for p in list(inspect.signature(e.cls.from_data).parameters.values())[1:]:  # after info
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            defaults[p.name] = p.default
+    defaults = {p.name: p.default for p in _from_data_options(e.cls)}
     for cls in e.cls.__mro__:
         if cls is keras.Model or "__init__" not in vars(cls):
             continue

@@ -5,8 +5,9 @@
 ``path`` is decides the reader:
 
 * ``.npz``: Keras' ``mnist.npz`` layout, where the split names the arrays (``x_train`` /
-  ``y_train``, ``x_test`` / ``y_test``); or arrays of any names given as ``x_key`` (and
-  ``y_key``), which are then the whole file: any split name selects them, slices apply.
+  ``y_train``, ``x_test`` / ``y_test``; a file without the ``y_`` arrays has no labels); or
+  arrays of any names given as ``x_key`` (and ``y_key``), which are then the whole file: any
+  split name selects them, slices apply.
 * MNIST idx files: a folder of ``train-images-idx3-ubyte[.gz]`` / ``t10k-images-idx3-ubyte[.gz]``
   (splits ``train`` / ``test``) with their ``-labels-idx1-`` files, or one images file.
 * LIBSVM text, plain or ``.bz2``: ``label index:value ...`` per image, the form LIBSVM's site
@@ -189,7 +190,8 @@ def _levels(images, path, num_levels):
 def _npz(path, split, x_key, y_key):
     found = _npz_arrays(path)
     x_key = x_key or f"x_{split}"
-    y_key = y_key or (None if x_key != f"x_{split}" else f"y_{split}")
+    if y_key is None and x_key == f"x_{split}" and f"y_{split}" in found:
+        y_key = f"y_{split}"
     for key in (x_key, y_key):
         if key is not None and key not in found:
             raise ValueError(

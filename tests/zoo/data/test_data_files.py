@@ -53,6 +53,18 @@ def test_npz_arrays_of_any_name_are_one_split(tmp_path, digits):
         data.load("digits", "train", x_key="pictures")
 
 
+def test_keras_layout_npz_without_y_arrays_has_no_labels(tmp_path, digits):
+    images, _ = digits
+    path = tmp_path / "unlabelled.npz"
+    np.savez(path, x_train=images[:200], x_test=images[200:])
+    ds, info = data.load(str(path), "test", scaling="unit", with_labels=True)
+    x, y = arrays(ds)
+    np.testing.assert_allclose(x[..., 0] * 255, images[200:], atol=1e-3)
+    assert info.num_classes is None and (y == -1).all()
+    with pytest.raises(ValueError, match=r"no array 'y_test'"):
+        data.load(str(path), "test", y_key="y_test")
+
+
 def _load_error(path, split="train"):
     """The one-line ValueError that `data.load` raises on ``path``."""
     with pytest.raises(ValueError) as error:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests.checks import autodiff_log_det, fresh, randomize
 from tests.model_checks import ModelChecks
-from zoo import cli, training
+from zoo import cli, registry, training
 from zoo.models import flows
 from zoo.models.transflow import Transflow
 
@@ -175,6 +175,8 @@ def test_conditional_options_are_checked_before_anything_is_written(tmp_path):
         flows.Glow((8, 8, 1), 17, coupling="cubic")
     with pytest.raises(ValueError, match="transform must be one of"):
         flows.MAF((8, 8, 1), 17, transform="cubic")
+    with pytest.raises(ValueError, match=r"glow_conditional's option.*conditional are read with"):
+        registry.create_model("glow_conditional")
     conditional = SMALL["maf"]((4, 4, 1), 256, num_classes=3)
     with pytest.raises(ValueError, match="Transflow builds on an unconditional one"):
         Transflow(conditional)
