@@ -157,6 +157,9 @@ def test_a_conditional_run_trains_on_labels_classifies_and_samples_each_class(tm
     assert metrics["held_out_accuracy"] > 0.5, metrics  # chance: 0.1
     with open(os.path.join(out, "metrics.json")) as f:
         assert json.load(f)["held_out_accuracy"] == metrics["held_out_accuracy"]
+    with open(os.path.join(out, "history.csv")) as f:  # no training accuracy that reads 0
+        columns = f.readline().strip().split(",")
+    assert "val_accuracy" in columns and "accuracy" not in columns, columns
     assert os.path.exists(os.path.join(out, "samples.png"))
     model = keras.saving.load_model(os.path.join(out, "model.keras"))
     assert model.num_classes == 10 and model.data_spec.labels

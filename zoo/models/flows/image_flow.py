@@ -131,6 +131,12 @@ class ImageFlow(ZooModel, tfflows.Flow):
         classified = [self.accuracy_tracker] if self.num_classes else []
         return [self.loss_tracker, self.bits_tracker, *classified, self.skipped_steps]
 
+    def train_step(self, data):
+        logs = super().train_step(data)
+        if self.num_classes:  # the Bayes-rule accuracy costs C log-likelihoods: evaluate has it
+            del logs[self.accuracy_tracker.name]
+        return logs
+
     def _validate(self, x):
         x = super()._validate(x)
         if self.validate_args:
