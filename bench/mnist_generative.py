@@ -74,8 +74,8 @@ def load_images(args, split, scaling="unit"):
 
 
 def draw(model, count, seed, chunk=1000):
-    """``count`` samples, ``chunk`` at a time: 10,000 in one call hold about 8 GiB of the
-    generator's activations."""
+    """``count`` samples, ``chunk`` at a time: the DCGAN's ``sample(10000)`` in one call
+    peaked at 6.3 GiB of activations (1.3 GiB for 1,000)."""
     return np.concatenate(
         [
             model.sample(min(chunk, count - start), seed=[seed, start // chunk]).numpy()
