@@ -1,4 +1,4 @@
-"""DCGAN (with and without packing), autoencoders and the VAE on real MNIST, fixed CPU budgets.
+"""GANs (DCGAN, PacDCGAN, WGAN-GP), autoencoders and the VAE on real MNIST, fixed CPU budgets.
 
     python bench/mnist_generative.py --mnist ../shared/data/mnist --budget-minutes 3
 
@@ -11,7 +11,7 @@ test images, holding out the last 1,000). Prints one table per family:
   the run trained; the floor is the same figures for as many training images as there are
   held-out ones (what a perfect generator would score against that reference set).
 * Stacked MNIST (1,000 modes): three random training digits stacked as the channels of one
-  28x28x3 image; the DCGAN trains on --stacked-size of them (default 60,000); 26,000 samples
+  28x28x3 image; each GAN trains on --stacked-size of them (default 60,000); 26,000 samples
   are classified channel by channel by a judge trained on the single digits; modes covered (of
   1,000) and KL to uniform, against the same figures for 26,000 real stacked images.
   (PacGAN's paper, on its setting: DCGAN 99 modes, KL 3.40; PacDCGAN 1,000 modes, KL 0.06.)
@@ -19,8 +19,9 @@ test images, holding out the last 1,000). Prints one table per family:
 * VAE: held-out ELBO (nats) and bits/dim, and the importance-weighted bound in bits/dim of the
   discrete data (k samples), next to the flows' bits/dim (bench/mnist_flows.py).
 
-Each row also gives the train-step throughput in float32 and, with --precisions, in
-mixed_bfloat16 (a short run at the same batch size).
+The GANs are --gans, registry names with options: ``dcgan`` (the default three: ``dcgan``,
+``dcgan:pack=2``, ``wgan_gp``). Each row also gives the train-step throughput in float32 and,
+with --precisions, in mixed_bfloat16 (a short run at the same batch size).
 """
 
 import argparse
@@ -84,39 +85,47 @@ def draw(model, count, seed, chunk=1000):
     )
 
 
+def gan_variant(spec):
+    """``"name:k=v,k=v"`` -> ``(name, {k: v})``, values read as ``zoo train --set`` reads them."""
+    from zoo.cli import parse_set
+
+    name, _, rest = spec.partition(":")
+    return name, parse_set([item for item in rest.split(",") if item], name)
+
+
 def gan_rows(args, scratch):
     import keras
 
     held_out, _ = load_images(args, splits(args)[1])
     floor_images, _ = load_images(args, first(splits(args)[0], len(held_out)))
     rows = []
-    for pack in args.packs:
-        out = os.path.join(scratch, f"dcgan-pack{pack}")
-        options = {"pack": pack}
-        metrics = train("dcgan", args, out, options, args.budget_minutes)
+    for spec in args.gans:
+        name, options = gan_variant(spec)
+        out = os.path.join(scratch, "gan-" + spec.replace(":", "-").replace(",", "-"))
+        metrics = train(name, args, out, options, args.budget_minutes)
         model = keras.saving.load_model(os.path.join(out, "model.keras"))
         samples = draw(model, args.num_samples, args.seed)
         figures = gan_metrics.sample_figures(model.judge, samples, held_out)
         floor = gan_metrics.sample_figures(model.judge, floor_images, held_out)
         rows.append(
             {
-                "model": f"dcgan pack={pack}",
+                "model": spec,
                 "weights": metrics["weights"],
                 "epochs": metrics["epochs_run"],
                 "judge_accuracy": metrics.get("held_out_judge_accuracy"),
                 **figures,
                 "floor": floor,
-                "speed": throughput("dcgan", args, out + "-speed", options),
+                "speed": throughput(name, args, out + "-speed", options),
             }
         )
     print(f"\nGAN: {args.num_samples} samples vs the {len(held_out):,} held-out images")
     print(
-        f"{'model':14s} {'weights':>10s} {'epochs':>6s} {'judge acc':>9s} {'cFD':>9s} "
+        f"{'model':20s} {'weights':>10s} {'epochs':>6s} {'judge acc':>9s} {'cFD':>9s} "
         f"{'classes':>7s} {'KL':>7s} {'floor cFD':>9s} {'floor KL':>8s}  img/s"
     )
     for r in rows:
         print(
-            f"{r['model']:14s} {r['weights']:10,d} {r['epochs']:6d} {r['judge_accuracy']:9.4f} "
+            f"{r['model']:20s} {r['weights']:10,d} {r['epochs']:6d} {r['judge_accuracy']:9.4f} "
             f"{r['frechet_distance']:9.3f} {r['classes_covered']:7.0f} {r['class_kl']:7.4f} "
             f"{r['floor']['frechet_distance']:9.3f} {r['floor']['class_kl']:8.4f}  {r['speed']}"
         )
@@ -164,16 +173,17 @@ def stacked_rows(args, scratch):
     floor = gan_metrics.sample_figures(stacked_judge, real, real[:1000], uniform)
 
     rows = []
-    for pack in args.packs:
-        out = os.path.join(scratch, f"stacked-pack{pack}")
+    for spec in args.gans:
+        name, options = gan_variant(spec)
+        out = os.path.join(scratch, "stacked-" + spec.replace(":", "-").replace(",", "-"))
         config = training.RunConfig(
-            model="dcgan",
+            model=name,
             dataset=path,
             batch_size=64,
             epochs=10_000,
             time_budget=60 * args.budget_minutes,
             seed=args.seed,
-            options={"pack": pack},
+            options=options,
             out=out,
             export=False,
         )
@@ -181,15 +191,15 @@ def stacked_rows(args, scratch):
         model = keras.saving.load_model(os.path.join(out, "model.keras"))
         samples = draw(model, args.stacked_samples, args.seed)
         figures = gan_metrics.sample_figures(stacked_judge, samples, real[:1000], uniform)
-        rows.append({"model": f"dcgan pack={pack}", "epochs": metrics["epochs_run"], **figures})
+        rows.append({"model": spec, "epochs": metrics["epochs_run"], **figures})
     print(
         f"\nStacked MNIST: {args.stacked_samples} samples, 1,000 modes; "
         f"judge held-out accuracy per digit {accuracy:.4f}"
     )
-    print(f"{'model':14s} {'epochs':>6s} {'modes':>6s} {'KL to uniform':>13s}")
+    print(f"{'model':20s} {'epochs':>6s} {'modes':>6s} {'KL to uniform':>13s}")
     for r in [*rows, {"model": "real (floor)", "epochs": 0, **floor}]:
         print(
-            f"{r['model']:14s} {r['epochs']:6d} {r['classes_covered']:6.0f} {r['class_kl']:13.4f}"
+            f"{r['model']:20s} {r['epochs']:6d} {r['classes_covered']:6.0f} {r['class_kl']:13.4f}"
         )
     return rows
 
@@ -273,7 +283,12 @@ def main(argv=None):
     parser.add_argument("--ae-minutes", type=float, default=1.0, help="each autoencoder run")
     parser.add_argument("--speed-minutes", type=float, default=0.25, help="throughput runs")
     parser.add_argument("--precisions", nargs="+", default=["off", "bfloat16"])
-    parser.add_argument("--packs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--gans",
+        nargs="+",
+        default=["dcgan", "dcgan:pack=2", "wgan_gp"],
+        help="registry names with options, e.g. dcgan:pack=2 wgan_gp:pack=2,d_steps=3",
+    )
     parser.add_argument("--bottlenecks", type=int, nargs="+", default=[2, 8, 32])
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--stacked-size", type=int, default=60_000, help="stacked train images")

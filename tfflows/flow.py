@@ -38,7 +38,10 @@ class Flow(keras.Model):
     one-hot class, features): its conditional couplings and autoregressive transforms get ``c``
     in every call (`tfflows.bijectors._walk`), and with ``conditional_base`` the base is
     ``N(mu(c), diag(sigma(c)^2))`` with ``(mu, log sigma)`` a linear map of ``c`` (Glow's
-    class-conditional prior; it starts as the standard base). ``log_prob(x, context)``,
+    class-conditional prior; it starts as the standard base). With a conditional base and no
+    conditional bijector (the class-conditional prior alone, as in Glow's and FlowGMM's
+    classifiers), ``x -> z`` does not depend on the context: `encode` and `decode` need none.
+    ``log_prob(x, context)``,
     ``sample(n, context=c)`` and ``fit(x, c)`` take it; integer class labels ``[batch]`` are
     one-hot encoded to ``context_size`` classes.
 
@@ -204,8 +207,19 @@ class Flow(keras.Model):
 
     def encode_with_log_det(self, x, training=False, context=None):
         """Data -> latent: ``(z, log|det dz/dx|)``, each bijector run once."""
-        context = self.as_context(context)
+        context = self._map_context(context)
         return self._encode(self._validate(x), training, context)
+
+    @property
+    def maps_with_context(self):
+        """Whether any bijector conditions on the context (not only the base)."""
+        return _walk.takes_context(self._bijectors)
+
+    def _map_context(self, context):
+        """The bijectors' context, checked; None when none of them takes one."""
+        if context is None and not self.maps_with_context:
+            return None
+        return self.as_context(context)
 
     def _encode(self, x, training, context):
         return _walk.inverse_and_log_det(
@@ -219,13 +233,13 @@ class Flow(keras.Model):
     def decode(self, z, context=None):
         """Latent -> data: ``x = f(z)``."""
         z = tf.cast(z, tf.float32)
-        return _walk.forward(self._bijectors, z, self.as_context(context))
+        return _walk.forward(self._bijectors, z, self._map_context(context))
 
     def decode_with_log_det(self, z, context=None):
         """Latent -> data: ``(x, log|det dx/dz|)``, each bijector run once."""
         z = tf.cast(z, tf.float32)
         return _walk.forward_and_log_det(
-            self._bijectors, z, len(self.latent_shape), self.as_context(context)
+            self._bijectors, z, len(self.latent_shape), self._map_context(context)
         )
 
     def log_prob(self, x, context=None, training=False):

@@ -3,6 +3,7 @@
     python tools/build_presets.py [NAME ...]             # train, measure, write
     python tools/build_presets.py --remeasure [NAME ...] # measure the shipped models again
     python tools/build_presets.py --cards [NAME ...]     # only MODEL_CARD.md from card.json
+    python tools/build_presets.py --configs [NAME ...]   # card.json's config from the model
 
 Each entry trains with the `zoo train` command (the digits presets on the embedded digits; the
 MNIST ones on the 60,000 training images of the idx files in ../shared/data/mnist, which a fresh
@@ -59,6 +60,14 @@ RECIPES = {
         *("--set", "num_scales=3", "dequantization=variational", "--batch-size", "128"),
         *("--learning-rate", "2e-3", "--ema", "0.99", "--lr-schedule", "cosine"),
         *("--warmup-steps", "100", "--decay-fraction", "0.2", "--epochs", "5", *_MNIST),
+    ],
+    # The same with the class in its prior alone: a flow for Transflow (bench/mnist_transflow.py).
+    "realnvp_class_prior_mnist": [
+        "realnvp",
+        *("--set", "num_scales=3", "dequantization=variational", "conditional=true"),
+        *("conditioning=prior", "--batch-size", "128", "--learning-rate", "2e-3"),
+        *("--ema", "0.99", "--lr-schedule", "cosine", "--warmup-steps", "100"),
+        *("--decay-fraction", "0.2", "--epochs", "5", *_MNIST),
     ],
     "nice_mnist": [
         "nice",
@@ -232,6 +241,20 @@ def remeasure(name):
     publish(staging, name, card)
 
 
+def refresh_config(name):
+    """card.json's ``config`` as the shipped model gives it now (same model, same figures):
+    after an option with a default joins a model's config."""
+    import zoo
+
+    path = os.path.join(PRESETS, name, "card.json")
+    with open(path) as f:
+        card = json.load(f)
+    card["config"] = zoo.from_preset(name).get_config()
+    with open(path + ".tmp", "w") as f:
+        json.dump(card, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
 CARD = """# {name}
 
 `{model}` trained on {data}: a Keras model in the float32 policy,
@@ -288,6 +311,9 @@ def main(argv=None):
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--remeasure", action="store_true", help="measure shipped models again")
     mode.add_argument("--cards", action="store_true", help="only MODEL_CARD.md from card.json")
+    mode.add_argument(
+        "--configs", action="store_true", help="card.json's config from the shipped model"
+    )
     parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(RECIPES))
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(RECIPES))
@@ -297,6 +323,8 @@ def main(argv=None):
         if args.cards:
             with open(os.path.join(PRESETS, name, "card.json")) as f:
                 write_card(os.path.join(PRESETS, name), json.load(f))
+        elif args.configs:
+            refresh_config(name)
         elif args.remeasure:
             remeasure(name)
         else:

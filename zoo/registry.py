@@ -90,6 +90,13 @@ MODELS = (
         "DCGAN: transposed-conv generator, strided-conv discriminator; PacGAN packing",
     ),
     Entry(
+        "wgan_gp",
+        gan.DCGAN,
+        "generation",
+        "WGAN-GP: the DCGAN players as generator and float32 critic, gradient penalty 10",
+        {"loss": "wasserstein", "gradient_penalty": 10.0, "d_steps": 5, "dropout": 0.0},
+    ),
+    Entry(
         "autoencoder",
         autoencoders.Autoencoder,
         "representation",

@@ -62,13 +62,39 @@ def test_the_class_changes_the_density_by_the_conditional_base_and_couplings(kin
     np.testing.assert_array_equal(class_ids, per_class.argmax(axis=1))
 
 
+@pytest.mark.parametrize("kind", sorted(SMALL))
+def test_a_class_prior_alone_leaves_one_map_and_classifies_in_one_pass(kind):
+    """``conditioning="prior"``: x -> z is the same for every class (and needs none); the
+    density is the class's base at z plus the one log-det; the one-pass Bayes rule equals
+    the per-class log-probs."""
+    model = randomized(SMALL[kind]((4, 4, 1), 256, num_classes=3, conditioning="prior"))
+    assert not model.maps_with_context and model.conditioning == "prior"
+    x, _ = batch((4, 4, 1), n=4)
+    z = model.encode(x)
+    for c in range(3):
+        np.testing.assert_allclose(model.encode(x, context=[c] * 4), z, atol=1e-6)
+    np.testing.assert_allclose(model.decode(z), x, atol=1e-4)
+    log_det = autodiff_log_det(model.encode, x)
+    per_class = model.class_log_likelihoods(x).numpy()
+    for c in range(3):
+        loc, log_scale = np.split(model.base_layer(tf.one_hot([c], 3)).numpy()[0], 2)
+        normal = -0.5 * (((z.numpy().reshape(4, -1) - loc) / np.exp(log_scale)) ** 2)
+        base = np.sum(normal - log_scale - 0.5 * np.log(2 * np.pi), axis=1)
+        np.testing.assert_allclose(per_class[:, c], base + log_det, rtol=2e-6, atol=2e-3)
+        np.testing.assert_allclose(per_class[:, c], model.log_prob(x, [c] * 4), rtol=1e-5)
+    assert np.ptp(per_class, axis=1).min() > 1e-3  # the class matters, through the base
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        SMALL[kind]((4, 4, 1), 256, num_classes=3, conditioning="couplings")
+
+
 def _conditional_inputs(model, data):
     x, y = data
     z = model.encode(x, context=y).numpy()
-    return {
+    labelled = {"labels": y.numpy()} if model.maps_with_context else {}
+    inputs = {
         "log_prob": {"images": x.numpy(), "labels": y.numpy()},
-        "encode": {"images": x.numpy(), "labels": y.numpy()},
-        "decode": {"z": z, "labels": y.numpy()},
+        "encode": {"images": x.numpy(), **labelled},
+        "decode": {"z": z, **labelled},
         "sample": {
             "labels": y.numpy(),
             "temperature": np.float32(0.7),
@@ -76,13 +102,20 @@ def _conditional_inputs(model, data):
         },
         "classify": {"images": x.numpy()},
     }
+    if not model.maps_with_context:
+        inputs["class_prior"] = {"labels": y.numpy()}
+    return inputs
 
 
-# The spline Glow with variational dequantization (the conditional bound), and MAF: between
-# them every new bijector and the conditional signatures are saved, exported and served; the
-# conditional RealNVP / Glow differ only in their (affine) couplings, checked unconditional in
-# tests/zoo/models/test_flows.py.
-OPTIONS = {"glow_spline": {"dequantization": "variational"}, "maf": {}}
+# The spline Glow with variational dequantization (the conditional bound), MAF, and a RealNVP
+# with the class in its prior alone: between them every new bijector and the conditional
+# signatures are saved, exported and served; the conditional RealNVP / Glow differ only in
+# their (affine) couplings, checked unconditional in tests/zoo/models/test_flows.py.
+OPTIONS = {
+    "glow_spline": {"dequantization": "variational"},
+    "maf": {},
+    "realnvp": {"conditioning": "prior"},
+}
 
 
 @pytest.mark.parametrize("kind", sorted(OPTIONS))
@@ -181,7 +214,7 @@ def test_conditional_options_are_checked_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match=r"glow_conditional's option.*conditional are read with"):
         registry.create_model("glow_conditional")
     conditional = SMALL["maf"]((4, 4, 1), 256, num_classes=3)
-    with pytest.raises(ValueError, match="Transflow builds on an unconditional one"):
+    with pytest.raises(ValueError, match="with the class in its couplings: Transflow builds"):
         Transflow(conditional)
     out = tmp_path / "run"
     with pytest.raises(SystemExit):

@@ -45,6 +45,94 @@ def test_losses_match_hand_computed_values():
     )
 
 
+def test_wasserstein_losses_and_the_penalty_at_interpolates_match_brute_force():
+    """WGAN-GP's critic loss E[D(fake)] - E[D(real)] plus lambda E[(||grad D(x_hat)|| - 1)^2]
+    with x_hat = eps x + (1 - eps) fake, one eps per pack, the gradient by central differences
+    at those points (a critic whose slope varies, so that the place matters)."""
+    real = np.array([2.0, -0.5, 0.3], np.float32)
+    fake = np.array([-1.0, 0.7, 0.1], np.float32)
+    np.testing.assert_allclose(gan.critic_loss(real, fake), fake.mean() - real.mean(), rtol=1e-6)
+    np.testing.assert_allclose(gan.generator_loss(fake, "wasserstein"), -fake.mean(), rtol=1e-6)
+    keras.utils.set_random_seed(3)
+    model = gan.GAN(
+        mlp(2, [8], 3, "generator"),
+        mlp(3 * 2, [16], 1, "critic", activation="tanh"),
+        latent_dim=2,
+        pack=2,
+        loss="wasserstein",
+        gradient_penalty=7.0,
+    )
+    rng = np.random.default_rng(0)
+    x, g = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
+    eps = np.array([0.25, 0.8], np.float32)
+    loss, real_scores, fake_scores = model.discriminator_objective(x, g, eps=eps)
+    x_hat = np.repeat(eps, 2)[:, None] * x + (1 - np.repeat(eps, 2)[:, None]) * g
+    np.testing.assert_allclose(model.interpolates(x, g, eps), x_hat, rtol=1e-6)
+
+    def critic(points):  # packs of 2 points, float64 arithmetic on the critic's weights
+        (w1, b1), (w2, b2) = [model.discriminator.layers[i].get_weights() for i in (0, 1)]
+        h = np.tanh(points.reshape(-1, 6).astype(np.float64) @ w1 + b1)
+        return (h @ w2 + b2)[:, 0]
+
+    norms = []
+    for p in range(2):
+        pack = x_hat[2 * p : 2 * p + 2]
+        grad = np.zeros(6)
+        for i in range(6):
+            step = np.zeros(6)
+            step[i] = 1e-4
+            up, down = ((pack.reshape(6) + d).reshape(1, 6) for d in (step, -step))
+            grad[i] = (critic(up)[0] - critic(down)[0]) / 2e-4
+        norms.append(np.linalg.norm(grad))
+    _, got = model.penalty(x_hat)
+    np.testing.assert_allclose(got, norms, rtol=1e-4)
+    expected = critic(g).mean() - critic(x).mean() + 7.0 * np.mean((np.array(norms) - 1) ** 2)
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+    np.testing.assert_allclose(real_scores, critic(x), rtol=1e-5)
+    np.testing.assert_allclose(fake_scores, critic(g), rtol=1e-5)
+
+
+def test_a_wgan_gp_critic_reaches_the_wasserstein_distance_with_unit_slope():
+    """p_data = N(0, I) in 2-D against a fixed G(z) = z + (2, 0): a translation, whose
+    Wasserstein-1 distance is its length, 2, attained by the critic u . x (u the unit shift).
+    The penalty is soft: among the critics a u . x the penalized objective 2a - lambda (a - 1)^2
+    peaks at a = 1 + 1/lambda = 1.1, so the trained critic's E[D(x)] - E[D(G(z))] lies between
+    2 and 2.2 and its gradient norm at the interpolates near 1.1, from the untrained critic's
+    0.1. (In 2-D the critic's gradient can turn round; in 1-D a critic sloped the wrong way would
+    have to pass slope 0, which the penalty forbids.)"""
+    keras.utils.set_random_seed(2)
+    generator = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)], name="generator")
+    generator.set_weights([np.eye(2, dtype=np.float32), np.array([2.0, 0.0], np.float32)])
+    model = gan.GAN(
+        generator, mlp(2, [64, 64], 1, "critic", activation="tanh"), 2, loss="wasserstein"
+    )
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9),
+        g_optimizer=keras.optimizers.SGD(0.0),
+    )
+    x = tf.random.stateless_normal([4096, 2], [0, 1])
+    fake = model.generate(tf.random.stateless_normal([4096, 2], [0, 2]))
+    eps = tf.random.stateless_uniform([4096], [0, 3])
+
+    def slope():
+        _, norms = model.penalty(model.interpolates(x, fake, eps))
+        return float(tf.reduce_mean(norms))
+
+    before = slope()
+    real = (
+        tf.data.Dataset.from_tensors(tf.zeros([512, 2]))
+        .repeat()
+        .map(lambda _: tf.random.normal([512, 2]))
+    )
+    model.fit(real, steps_per_epoch=1200, epochs=1, verbose=0)
+    np.testing.assert_array_equal(generator.get_weights()[0], np.eye(2))
+    scores = [tf.reduce_mean(model.discriminate(t)) for t in (x, fake)]
+    estimate = float(scores[0] - scores[1])
+    assert 1.95 < estimate < 2.3, estimate
+    after = slope()
+    assert abs(before - 1.0) > 0.5 and abs(after - 1.1) < 0.08, (before, after)
+
+
 @pytest.mark.parametrize("loss", ["non_saturating", "minimax"])
 def test_train_step_reports_the_losses_of_its_batch(loss):
     """A linear discriminator, a constant generator and zero learning rates: the step's logged
@@ -146,7 +234,11 @@ def test_dcgan_is_sized_from_the_image_shape(shape):
 
 def test_bad_options_are_named():
     with pytest.raises(ValueError, match="loss must be one of"):
-        gan.DCGAN((8, 8, 1), loss="wasserstein")
+        gan.DCGAN((8, 8, 1), loss="hinge")
+    with pytest.raises(ValueError, match="gradient_penalty must be >= 0"):
+        gan.DCGAN((8, 8, 1), loss="wasserstein", gradient_penalty=-1.0)
+    with pytest.raises(ValueError, match="label_smoothing is for the cross-entropy losses"):
+        gan.DCGAN((8, 8, 1), loss="wasserstein", label_smoothing=0.1)
     with pytest.raises(ValueError, match="pack must be a whole number >= 1, got 0"):
         gan.DCGAN((8, 8, 1), pack=0)
     with pytest.raises(ValueError, match="label_smoothing"):
@@ -178,6 +270,31 @@ def test_dcgan_shared_model_checks(digits_batch, tmp_path):
         batch=digits_batch,
         outputs=outputs,
         signature_inputs=signature_inputs,
+        atol=1e-4,
+    ).run_all(tmp_path)
+
+
+def test_wgan_gp_shared_model_checks(digits_batch, tmp_path):
+    """`wgan_gp` (the DCGAN players, loss wasserstein): saved, exported, served, and under
+    mixed precision with its critic in float32."""
+    z = tf.random.stateless_normal([5, 16], seed=[1, 2])
+    low = gan.DCGAN((8, 8, 1), filters=8, loss="wasserstein", dtype="mixed_bfloat16")
+    assert all(layer.compute_dtype == "float32" for layer in low.discriminator.layers)
+    assert low.generator.layers[0].compute_dtype == "bfloat16"
+
+    def outputs(model, batch):
+        return {"generated": model.generate(z), "scores": model.discriminate(batch[0])}
+
+    ModelChecks(
+        make=lambda **kw: gan.DCGAN(
+            (8, 8, 1), latent_dim=16, filters=8, loss="wasserstein", d_steps=2, dropout=0.0, **kw
+        ),
+        batch=digits_batch,
+        outputs=outputs,
+        signature_inputs=lambda model, batch: {
+            "generate": {"z": z.numpy()},
+            "discriminate": {"images": ((batch[0].numpy() + 1) / 2)},
+        },
         atol=1e-4,
     ).run_all(tmp_path)
 

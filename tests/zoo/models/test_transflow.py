@@ -6,13 +6,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 from scipy import stats
 
+from tests.checks import randomize
 from tests.model_checks import ModelChecks
 from zoo import cli, data
 from zoo.models import flows
 from zoo.models.transflow import Transflow
 from zoo.serving import export, presets
+
+tfd = tfp.distributions
 
 
 class Identity:
@@ -27,6 +31,24 @@ class Identity:
 
     def decode(self, z):
         return z
+
+
+class IdentityWithClassPrior(Identity):
+    """`Identity` with a class-conditional base, as a flow with ``conditioning="prior"`` has:
+    class ``c``'s latents ``N(loc[c], diag(scale[c]^2))``."""
+
+    context_size = 3
+    conditional_base = True
+    maps_with_context = False
+    loc = np.array([[0.0, 2.0], [1.0, 2.0], [2.0, 2.0]])  # dimension 1: no class differs
+    scale = np.array([[1.0, 0.5], [1.5, 0.5], [0.5, 0.5]])
+
+    def __init__(self):
+        super().__init__(2)
+
+    def base(self, context):
+        c = tf.argmax(context, axis=-1)
+        return tfd.Independent(tfd.Normal(tf.gather(self.loc, c), tf.gather(self.scale, c)), 1)
 
 
 def posterior_of(z, **kw):
@@ -75,6 +97,66 @@ def test_the_estimated_variance_predictive_is_the_brute_force_one():
         log_prob = model.class_log_probs(np.array([[x]])).numpy()[0, 0]
         np.testing.assert_allclose(np.exp(log_prob), brute, rtol=2e-3)
     np.testing.assert_allclose(post["mean"], np.sum(mu * p), atol=1e-4)
+
+
+def test_a_flows_class_prior_gives_the_brute_force_posterior():
+    """The empirical-Bayes prior of a flow with a class prior: mu ~ N(m_0, b / strength),
+    z ~ N(mu, w), with m_0, b, w the mean and variance of the classes' base means and the mean
+    of their base variances; a dimension where no class differs keeps the prior."""
+    flow, strength = IdentityWithClassPrior(), 2.0
+    m0, b = flow.loc.mean(axis=0), flow.loc.var(axis=0)
+    w = np.mean(flow.scale**2, axis=0)
+    z = np.array([[0.7, -1.2], [1.9, -0.4], [1.1, 0.3]])
+    model = Transflow(flow, strength=strength)
+    model.observe(z)
+    post = {k: v.numpy()[0] for k, v in model.posterior().items()}
+    grid = np.linspace(-6, 8, 28001)
+    log_p = stats.norm.logpdf(grid, m0[0], math.sqrt(b[0] / strength))
+    log_p += stats.norm.logpdf(z[:, 0][:, None], grid, math.sqrt(w[0])).sum(axis=0)
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    mean = np.sum(grid * p)
+    np.testing.assert_allclose(post["mean"][0], mean, atol=1e-6)
+    np.testing.assert_allclose(post["mean_variance"][0], np.sum((grid - mean) ** 2 * p), atol=1e-6)
+    for x in (-1.0, 0.5, 3.0):
+        brute = np.sum(stats.norm.pdf(x, grid, math.sqrt(w[0])) * p)
+        np.testing.assert_allclose(
+            stats.norm.pdf(x, post["mean"][0], post["scale"][0]), brute, rtol=1e-5
+        )
+    np.testing.assert_allclose(post["mean"][1], m0[1], atol=1e-9)  # the examples move it not
+    np.testing.assert_allclose(post["scale"][1] ** 2, w[1], rtol=1e-9)
+    # So that dimension does not tell classes apart: the classes' log-probs differ by the same
+    # amount whatever a query's value in it.
+    classes = Transflow(flow, num_classes=2, strength=strength)
+    classes.observe(np.array([[0.0, 5.0], [2.0, -3.0]]), np.array([0, 1]))
+    queries = np.array([[1.3, -4.0], [1.3, 2.0], [1.3, 9.0]])
+    log_probs = classes.class_log_probs(queries).numpy()
+    np.testing.assert_allclose(np.ptp(log_probs[:, 0] - log_probs[:, 1]), 0.0, atol=1e-9)
+
+
+def test_a_flows_class_prior_gives_the_brute_force_estimated_variance_predictive():
+    flow, strength = IdentityWithClassPrior(), 1.5
+    m0, b = flow.loc.mean(axis=0)[0], flow.loc.var(axis=0)[0]
+    w = np.mean(flow.scale**2, axis=0)[0]
+    kappa0 = strength * w / b
+    z = np.array([[0.7, 2.0], [1.9, 2.0], [1.1, 2.0], [1.4, 2.0]])
+    model = Transflow(flow, strength=strength, variance="estimate")
+    model.observe(z)
+    # N(mu; m_0, sigma^2 / kappa_0) IG(sigma^2; strength / 2 + 1, strength w / 2) times the
+    # likelihood, on a grid; the predictive integrates N(x; mu, sigma^2) over it.
+    mu = np.linspace(-4, 6, 1201)[:, None]
+    var = np.linspace(0.01, 12, 1600)[None, :]
+    log_p = stats.norm.logpdf(mu, m0, np.sqrt(var / kappa0))
+    log_p += stats.invgamma.logpdf(var, strength / 2 + 1, scale=strength * w / 2)
+    log_p += stats.norm.logpdf(z[:, 0][:, None, None], mu, np.sqrt(var)).sum(axis=0)
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    post = model._predictive({k: v[0] for k, v in model.posterior().items()})
+    for x in (-1.0, 1.2, 4.0):
+        brute = np.sum(stats.norm.pdf(x, mu, np.sqrt(var)) * p)
+        exact = np.exp(post.log_prob([x, 2.0]).numpy()[0])
+        np.testing.assert_allclose(exact, brute, rtol=2e-3)
+    np.testing.assert_allclose(model.posterior()["mean"][0, 0], np.sum(mu * p), atol=1e-4)
 
 
 def test_no_examples_give_the_prior_and_many_give_their_mean():
@@ -254,6 +336,37 @@ def test_zoo_transflow_command_on_a_shipped_savedmodel(tmp_path, digits_savedmod
         seed=tf.constant([0, 1], tf.int64),
     )["images"]
     assert images.shape == (2, 8, 8, 1)
+
+
+def test_a_class_prior_flow_gives_the_same_posterior_from_keras_and_its_savedmodel(tmp_path):
+    """A RealNVP with the class in its prior alone: Transflow reads its class prior (the
+    base's ``loc`` and ``scale`` per class) from the model and from the exported
+    ``class_prior`` signature alike; a flow with the class in its couplings is refused."""
+    keras.utils.set_random_seed(0)
+    flow = flows.RealNVP(
+        (8, 8, 1), 17, num_scales=2, filters=4, num_blocks=1, num_classes=3, conditioning="prior"
+    )
+    randomize([flow.base_layer], seed=1, scale=0.3)
+    exported = export.export(flow, str(tmp_path / "flow"), model_name="flow")
+    x = tf.random.stateless_uniform((6, 8, 8, 1), [0, 1], minval=0.02, maxval=0.98)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    models = [Transflow(f, num_classes=3, variance="estimate") for f in (flow, exported)]
+    base = flow.base(context=tf.eye(3)).distribution
+    loc, scale = (v.numpy().reshape(3, -1) for v in (base.loc, base.scale))
+    for model in models:
+        m0, w, b = model.flow_prior()
+        np.testing.assert_allclose(m0, loc.mean(axis=0), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(b, loc.var(axis=0), rtol=1e-4, atol=1e-12)
+        np.testing.assert_allclose(w, np.mean(scale**2, axis=0), rtol=1e-5)
+        model.observe(x, y)
+    want = models[0].class_log_probs(x)
+    np.testing.assert_allclose(models[1].class_log_probs(x), want, rtol=1e-5)
+    # A saved Transflow reads the prior from its flow's loaded weights.
+    models[0].save(str(tmp_path / "transflow.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "transflow.keras"))
+    np.testing.assert_allclose(loaded.class_log_probs(x), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="with the class in its couplings"):
+        Transflow(flows.RealNVP((8, 8, 1), 17, num_scales=1, filters=4, num_classes=3))
 
 
 def test_interpolation_moves_from_the_prior_to_the_posterior_and_between_classes():

@@ -4,7 +4,7 @@ import keras
 
 from tfflows import bijectors, masks, nets
 from zoo.models.checks import positive_number, whole_number
-from zoo.models.flows.image_flow import ImageFlow, logit_alpha
+from zoo.models.flows.image_flow import ImageFlow, coupling_context, logit_alpha
 
 MIXINGS = ("conv1x1", "alternate")
 COUPLINGS = ("affine", "spline")
@@ -52,6 +52,7 @@ class Glow(ImageFlow):
       coupling: ``"affine"`` or ``"spline"``.
       bins, bound: the spline couplings' ``K`` and ``B``.
       num_classes: ``C`` of a class-conditional Glow (0: unconditional).
+      conditioning: ``"full"`` or ``"prior"`` (the class in the base only; `ImageFlow`).
     """
 
     @classmethod
@@ -78,6 +79,7 @@ class Glow(ImageFlow):
         bins=8,
         bound=3.0,
         num_classes=0,
+        conditioning="full",
         **kwargs,
     ):
         if mixing not in MIXINGS:
@@ -88,6 +90,7 @@ class Glow(ImageFlow):
         self.bins = whole_number("bins", bins, minimum=2)
         self.bound = positive_number("bound", bound)
         self.num_classes = whole_number("num_classes", num_classes, minimum=0)
+        self.coupling_context = coupling_context(self.num_classes, conditioning)
         self.num_scales = whole_number("num_scales", num_scales)
         self.steps_per_scale = whole_number("steps_per_scale", steps_per_scale)
         self.filters = whole_number("filters", filters)
@@ -107,7 +110,14 @@ class Glow(ImageFlow):
             )
         layers = [bijectors.Logit(self.alpha, validate_args=kwargs.get("validate_args", True))]
         layers += self._scale(image_shape, 0)
-        super().__init__(layers, image_shape, num_levels, num_classes=self.num_classes, **kwargs)
+        super().__init__(
+            layers,
+            image_shape,
+            num_levels,
+            num_classes=self.num_classes,
+            conditioning=conditioning,
+            **kwargs,
+        )
 
     def _step(self, shape, index):
         layers = [bijectors.ActNorm(shape)] if self.actnorm else []
@@ -122,7 +132,7 @@ class Glow(ImageFlow):
 
     def _coupling(self, mask):
         units = mask.transformed_shape[-1]
-        context = self.num_classes
+        context = self.coupling_context
         if self.coupling == "affine":
             net = nets.ResNet(self.filters, self.num_blocks, 2 * units, dtype=self._net_dtype)
             return bijectors.AffineCoupling(mask, net, context_size=context)

@@ -24,6 +24,7 @@ from zoo.models.noise import tfp_seed
 tfb = tfp.bijectors
 
 DEQUANTIZATIONS = ("uniform", "variational")
+CONDITIONINGS = ("full", "prior")
 
 
 class ImageFlow(ZooModel, tfflows.Flow):
@@ -46,9 +47,15 @@ class ImageFlow(ZooModel, tfflows.Flow):
     p(c | x) = p(x | c) / sum_c' p(x | c'),
     ```
 
-    whose ``accuracy`` `evaluate` reports beside the bits/dim (one pass of the flow per class;
-    under variational dequantization the bound, whose ``- log q(u | x)`` term, the same draw
-    for every class, cancels).
+    whose ``accuracy`` `evaluate` reports beside the bits/dim (under variational dequantization
+    the bound, whose ``- log q(u | x)`` term, the same draw for every class, cancels).
+
+    ``conditioning="prior"`` keeps the class out of the couplings: only the base depends on it,
+    so ``z = f(x)`` is one map for every class and the classes are Gaussians in its latent space,
+    ``p(x | c) = N(f(x); mu(c), diag(sigma(c)^2)) |det df/dx|`` (the class-conditional prior of
+    Kingma and Dhariwal, 2018, alone; Izmailov et al., 2020). Bayes' rule then costs one pass
+    of the flow instead of one per class, and `zoo.Transflow` reads its prior for new classes
+    from the spread of ``mu(c)``.
 
     Args:
       bijectors: the flow's bijectors, data side first.
@@ -60,6 +67,15 @@ class ImageFlow(ZooModel, tfflows.Flow):
       class_labels: a class-conditional flow's dataset label of each class (default
         ``0 .. C-1``; a run on some ``--classes`` records them), so that `zoo evaluate` loads
         the same classes.
+      conditioning: a class-conditional flow's ``"full"`` (the class in every coupling and in
+        the base) or ``"prior"`` (in the base only).
+
+    References:
+      Kingma, D. P. and Dhariwal, P. (2018). Glow: Generative flow with invertible 1x1
+        convolutions. Advances in Neural Information Processing Systems 31.
+      Izmailov, P., Kirichenko, P., Finzi, M. and Wilson, A. G. (2020). Semi-supervised
+        learning with normalizing flows. Proceedings of the 37th International Conference on
+        Machine Learning, PMLR 119, 4615-4630.
     """
 
     def __init__(
@@ -71,10 +87,12 @@ class ImageFlow(ZooModel, tfflows.Flow):
         dequantization="uniform",
         num_classes=0,
         class_labels=None,
+        conditioning="full",
         **kwargs,
     ):
         kwargs.setdefault("validate_args", True)
         num_classes = checks.whole_number("num_classes", num_classes, minimum=0)
+        self.conditioning = check_conditioning(conditioning)
         super().__init__(
             bijectors,
             image_shape,
@@ -171,11 +189,18 @@ class ImageFlow(ZooModel, tfflows.Flow):
 
     def class_log_likelihoods(self, x):
         """``[batch, C]``: `log_likelihood` of each image under each class (one flow pass per
-        class, the same dequantization draw for all)."""
+        class, or one in all for ``conditioning="prior"``; the same dequantization draw for
+        all)."""
         if not self.num_classes:
             raise ValueError(f"This {type(self).__name__} is not class-conditional.")
         y, log_q = self._dequantized(x)
         batch = tf.shape(y)[0]
+        if not self.maps_with_context:  # one pass: only the base depends on the class
+            z, log_det = self._encode(y, False, None)
+            classes = tf.eye(self.num_classes)
+            base = self.base(context=classes)
+            per_class = base.log_prob(z[:, None]) + log_det[:, None]
+            return per_class - tf.reshape(log_q, [-1, 1])
 
         def under(c):
             return self.log_prob(y, tf.fill([batch], c))
@@ -292,6 +317,7 @@ class ImageFlow(ZooModel, tfflows.Flow):
             "latent_shape": list(self.latent_shape),
             "num_levels": self.num_levels,
             "num_classes": self.num_classes,
+            "conditioning": self.conditioning,
         }
 
     def serving_endpoints(self):
@@ -306,7 +332,9 @@ class ImageFlow(ZooModel, tfflows.Flow):
         ``log_prob(images, labels)``, ``sample(labels, temperature, seed)`` (one draw of each
         label's class at ``temperature``, ``seed`` ``[2]`` int64: the same seed, the same
         draws), ``encode(images, labels)``, ``decode(z, labels)``; and ``classify(images)``
-        gives ``class_ids`` and ``log_probs`` ``log p(c | x)`` (`classify`)."""
+        gives ``class_ids`` and ``log_probs`` ``log p(c | x)`` (`classify`); one with
+        ``conditioning="prior"`` encodes and decodes without the class and gives its
+        ``class_prior``."""
         if self.num_classes:
             return self._conditional_endpoints()
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
@@ -364,12 +392,37 @@ class ImageFlow(ZooModel, tfflows.Flow):
             class_ids, log_probs = self.classify(images)
             return {"class_ids": class_ids, "log_probs": log_probs}
 
-        return {
+        endpoints = {
             "log_prob": (log_prob, [images, labels]),
             "sample": (sample, [labels, temperature, seed]),
             "encode": (encode, [images, labels]),
             "decode": (decode, [latents, labels]),
             "classify": (classify, [images]),
+        }
+        if not self.maps_with_context:
+            endpoints.update(self._class_prior_endpoints(images, latents, labels))
+        return endpoints
+
+    def _class_prior_endpoints(self, images, latents, labels):
+        """``conditioning="prior"``: ``encode(images)`` and ``decode(z)`` take no class (the map
+        is the same for all), and ``class_prior(labels)`` gives each label's base ``loc`` and
+        ``scale`` ``[batch, *latent_shape]``."""
+
+        def encode(images):
+            return {"z": self.encode(images)}
+
+        def decode(z):
+            images, log_det = self.decode_with_log_det(z)
+            return {"images": images, "log_det": log_det}
+
+        def class_prior(labels):
+            base = self.base(context=self.as_context(labels)).distribution
+            return {"loc": base.loc, "scale": base.scale}
+
+        return {
+            "encode": (encode, [images]),
+            "decode": (decode, [latents]),
+            "class_prior": (class_prior, [labels]),
         }
 
     def write_artifacts(self, out, data, seed=0, temperature=0.8):
@@ -402,7 +455,21 @@ class ImageFlow(ZooModel, tfflows.Flow):
             "dequantization": self.dequantization,
             "num_classes": self.num_classes,
             "class_labels": self.class_labels,
+            "conditioning": self.conditioning,
         }
+
+
+def check_conditioning(conditioning):
+    """``conditioning`` checked: one of `CONDITIONINGS`."""
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}.")
+    return conditioning
+
+
+def coupling_context(num_classes, conditioning):
+    """The context width of a flow's couplings: the classes under ``"full"`` conditioning,
+    none under ``"prior"``."""
+    return num_classes if check_conditioning(conditioning) == "full" else 0
 
 
 def flatten(image_shape):

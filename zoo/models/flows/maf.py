@@ -6,7 +6,7 @@ import keras
 
 from tfflows import bijectors, nets
 from zoo.models.checks import positive_number, whole_number, whole_numbers
-from zoo.models.flows.image_flow import ImageFlow, flatten, logit_alpha
+from zoo.models.flows.image_flow import ImageFlow, coupling_context, flatten, logit_alpha
 
 TRANSFORMS = ("affine", "spline")
 
@@ -44,6 +44,7 @@ class MAF(ImageFlow):
       batch_norm: put `BatchNorm` bijectors between the transforms.
       alpha: the logit's margin.
       num_classes: ``C`` of a class-conditional MAF (0: unconditional).
+      conditioning: ``"full"`` or ``"prior"`` (the class in the base only; `ImageFlow`).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class MAF(ImageFlow):
         batch_norm=True,
         alpha=0.05,
         num_classes=0,
+        conditioning="full",
         **kwargs,
     ):
         if transform not in TRANSFORMS:
@@ -72,6 +74,7 @@ class MAF(ImageFlow):
         self.batch_norm = bool(batch_norm)
         self.alpha = logit_alpha(alpha)
         self.num_classes = whole_number("num_classes", num_classes, minimum=0)
+        self.coupling_context = coupling_context(self.num_classes, conditioning)
         # Per-unit batch norm normalizes each unit over the batch alone.
         self.min_batch_size = 2 if self.batch_norm and self.num_layers > 1 else 1
         image_shape = tuple(int(n) for n in image_shape)
@@ -86,7 +89,7 @@ class MAF(ImageFlow):
                 dims,
                 params,
                 self.hidden_units,
-                context_size=self.num_classes,
+                context_size=self.coupling_context,
                 order="natural" if i % 2 == 0 else "reversed",
                 dtype=kwargs.get("dtype"),
             )
@@ -95,7 +98,14 @@ class MAF(ImageFlow):
             )
             if self.batch_norm and i < self.num_layers - 1:
                 layers.append(bijectors.BatchNorm([dims]))
-        super().__init__(layers, image_shape, num_levels, num_classes=self.num_classes, **kwargs)
+        super().__init__(
+            layers,
+            image_shape,
+            num_levels,
+            num_classes=self.num_classes,
+            conditioning=conditioning,
+            **kwargs,
+        )
 
     def get_config(self):
         return {

@@ -6,7 +6,7 @@ import keras
 
 from tfflows import bijectors, masks, nets
 from zoo.models.checks import whole_number, whole_numbers
-from zoo.models.flows.image_flow import ImageFlow, flatten
+from zoo.models.flows.image_flow import ImageFlow, coupling_context, flatten
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -30,6 +30,7 @@ class NICE(ImageFlow):
         learning the scale. Configs saved without this option load with False.
       num_classes: ``C`` of a class-conditional NICE (`ImageFlow`): each coupling's MLP also
         sees the one-hot class, and the prior is class-conditional. 0: unconditional.
+      conditioning: ``"full"`` or ``"prior"`` (the class in the base only; `ImageFlow`).
     """
 
     @classmethod
@@ -49,10 +50,12 @@ class NICE(ImageFlow):
         prior="logistic",
         data_init=True,
         num_classes=0,
+        conditioning="full",
         **kwargs,
     ):
         dims = math.prod(image_shape)
         self.num_classes = whole_number("num_classes", num_classes, minimum=0)
+        self.coupling_context = coupling_context(self.num_classes, conditioning)
         self.data_init = bool(data_init)
         self.num_couplings = whole_number("num_couplings", num_couplings)
         self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
@@ -61,7 +64,7 @@ class NICE(ImageFlow):
             mask = masks.alternating(dims, parity=i % 2)
             units = mask.transformed_shape[-1]
             net = nets.MLP(self.hidden_units, units, dtype=kwargs.get("dtype"))
-            layers.append(bijectors.AdditiveCoupling(mask, net, self.num_classes))
+            layers.append(bijectors.AdditiveCoupling(mask, net, self.coupling_context))
         layers.append(bijectors.Scaling([dims], data_init=self.data_init))
         super().__init__(
             layers,
@@ -69,6 +72,7 @@ class NICE(ImageFlow):
             num_levels,
             base_distribution=prior,
             num_classes=self.num_classes,
+            conditioning=conditioning,
             **kwargs,
         )
 

@@ -6,7 +6,7 @@ import keras
 
 from tfflows import bijectors, masks, nets
 from zoo.models.checks import whole_number, whole_numbers
-from zoo.models.flows.image_flow import ImageFlow, flatten, logit_alpha
+from zoo.models.flows.image_flow import ImageFlow, coupling_context, flatten, logit_alpha
 
 ARCHITECTURES = ("multiscale", "flat")
 
@@ -37,6 +37,7 @@ class RealNVP(ImageFlow):
       batch_norm: put `BatchNorm` bijectors after the couplings.
       num_classes: ``C`` of a class-conditional RealNVP (`ImageFlow`): each conditioner also
         sees the one-hot class, and the base is class-conditional. 0: unconditional.
+      conditioning: ``"full"`` or ``"prior"`` (the class in the base only; `ImageFlow`).
     """
 
     @classmethod
@@ -57,6 +58,7 @@ class RealNVP(ImageFlow):
         alpha=0.05,
         batch_norm=True,
         num_classes=0,
+        conditioning="full",
         **kwargs,
     ):
         if architecture not in ARCHITECTURES:
@@ -70,6 +72,7 @@ class RealNVP(ImageFlow):
         self.alpha = logit_alpha(alpha)
         self.batch_norm = bool(batch_norm)
         self.num_classes = whole_number("num_classes", num_classes, minimum=0)
+        self.coupling_context = coupling_context(self.num_classes, conditioning)
         # Flat batch norm normalizes each unit over the batch alone.
         flat_norm = architecture == "flat" and self.batch_norm and self.num_couplings > 1
         self.min_batch_size = 2 if flat_norm else 1
@@ -87,7 +90,14 @@ class RealNVP(ImageFlow):
                     f"{factor}; got an image of {h}x{w}. Resize the data or use fewer scales."
                 )
             layers += self._scale(image_shape, 0)
-        super().__init__(layers, image_shape, num_levels, num_classes=self.num_classes, **kwargs)
+        super().__init__(
+            layers,
+            image_shape,
+            num_levels,
+            num_classes=self.num_classes,
+            conditioning=conditioning,
+            **kwargs,
+        )
 
     def _coupling(self, mask):
         if mask.event_ndims == 1:
@@ -95,7 +105,7 @@ class RealNVP(ImageFlow):
         else:
             channels = 2 * mask.transformed_shape[-1]
             net = nets.ResNet(self.filters, self.num_blocks, channels, dtype=self._net_dtype)
-        return bijectors.AffineCoupling(mask, net, context_size=self.num_classes)
+        return bijectors.AffineCoupling(mask, net, context_size=self.coupling_context)
 
     def _flat(self, dims):
         layers = []

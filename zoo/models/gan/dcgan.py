@@ -22,7 +22,8 @@ class DCGAN(GAN):
       latent_dim: size of ``z``.
       filters: width of the discriminator's first and the generator's last stage.
       dropout: the discriminator's dropout rate.
-      pack, loss, label_smoothing, d_steps, judge: see `GAN`.
+      pack, loss, label_smoothing, d_steps, gradient_penalty, judge: see `GAN` (with
+        ``loss="wasserstein"``, WGAN-GP, the critic computes in float32 whatever the policy).
     """
 
     @classmethod
@@ -42,6 +43,8 @@ class DCGAN(GAN):
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C), got {list(image_shape)}.")
         dtype = kwargs.get("dtype")
+        # WGAN-GP's critic and its penalty's second-order gradients stay in float32.
+        critic_dtype = "float32" if kwargs.get("loss") == "wasserstein" else dtype
         self.filters = whole_number("filters", filters)
         self.dropout = float(dropout)
         super().__init__(
@@ -49,7 +52,7 @@ class DCGAN(GAN):
                 image_shape, whole_number("latent_dim", latent_dim), self.filters, dtype
             ),
             discriminator=nets.dcgan_discriminator(
-                image_shape, self.filters, int(pack), self.dropout, dtype
+                image_shape, self.filters, int(pack), self.dropout, critic_dtype
             ),
             latent_dim=latent_dim,
             pack=pack,

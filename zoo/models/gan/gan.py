@@ -14,6 +14,20 @@ smoothing ``s`` (real targets ``1 - s``). For a fixed ``G`` and ``s = 0`` its op
 ``g_loss = -E[log D(G(z))]`` by default, or the original ``E[log(1 - D(G(z)))]``
 (``loss="minimax"``), whose gradient vanishes where ``D`` rejects the samples.
 
+``loss="wasserstein"`` plays WGAN-GP (Gulrajani et al., 2017) instead: ``D`` is a critic with
+unbounded scores, and with ``x_hat = eps x + (1 - eps) G(z)``, ``eps ~ U[0, 1]`` per pack (a
+random point between a real and a generated sample),
+
+```none
+d_loss = E[D(G(z))] - E[D(x)] + lambda E[(||grad_x_hat D(x_hat)||_2 - 1)^2]
+g_loss = -E[D(G(z))]
+```
+
+the penalty (weight ``lambda``, ``gradient_penalty``) keeping ``D`` near the 1-Lipschitz
+functions over which ``E[D(x)] - E[D(G(z))]`` is the Wasserstein-1 distance. The critic then
+has no dropout or batch norm to break the per-sample gradient, and it computes in float32 under
+mixed precision, as does the penalty's gradient of a gradient (`DCGAN` builds it so).
+
 Packing (PacGAN, Lin et al. 2018): with ``pack = m`` the discriminator judges ``m`` samples at
 once, stacked along channels, all real or all generated; it then sees the diversity of a set,
 the known cure for mode collapse. Logits and losses are float32 under mixed precision, and with
@@ -33,7 +47,7 @@ from zoo.models.gan.judge import FeatureClassifier
 from zoo.models.gan.metrics import FrechetDistance, ModeCoverage
 from zoo.models.noise import standard_normal, training_noise
 
-LOSSES = ("non_saturating", "minimax")
+LOSSES = ("non_saturating", "minimax", "wasserstein")
 
 
 def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
@@ -46,11 +60,21 @@ def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
 
 
 def generator_loss(fake_logits, loss="non_saturating"):
-    """``-E[log D(G(z))]`` (non-saturating) or ``E[log(1 - D(G(z)))]`` (minimax)."""
+    """``-E[log D(G(z))]`` (non-saturating), ``E[log(1 - D(G(z)))]`` (minimax) or
+    ``-E[D(G(z))]`` (wasserstein: ``D`` the critic's score)."""
     fake_logits = tf.cast(fake_logits, tf.float32)
     if loss == "non_saturating":
         return tf.reduce_mean(tf.nn.softplus(-fake_logits))
+    if loss == "wasserstein":
+        return -tf.reduce_mean(fake_logits)
     return tf.reduce_mean(-tf.nn.softplus(fake_logits))
+
+
+def critic_loss(real_scores, fake_scores):
+    """WGAN's critic loss ``E[D(G(z))] - E[D(x)]``, minus the Wasserstein-1 estimate."""
+    return tf.reduce_mean(tf.cast(fake_scores, tf.float32)) - tf.reduce_mean(
+        tf.cast(real_scores, tf.float32)
+    )
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -64,9 +88,11 @@ class GAN(ZooModel, keras.Model):
       latent_dim: size of ``z ~ N(0, I)``.
       pack: samples judged together by the discriminator (PacGAN); batches are cut to a
         multiple of it.
-      loss: ``"non_saturating"`` or ``"minimax"`` for the generator.
-      label_smoothing: one-sided smoothing ``s`` of the real targets.
+      loss: ``"non_saturating"`` or ``"minimax"`` for the generator, or ``"wasserstein"``
+        (WGAN-GP, with the penalty for both players' game).
+      label_smoothing: one-sided smoothing ``s`` of the real targets (not for WGAN-GP).
       d_steps: discriminator updates per generator update.
+      gradient_penalty: WGAN-GP's ``lambda`` (``loss="wasserstein"``; 10 in the paper).
       judge: a `FeatureClassifier` for the evaluation figures (classifier-Frechet distance,
         mode coverage); ``prepare`` trains one when the data has labels.
     """
@@ -84,11 +110,16 @@ class GAN(ZooModel, keras.Model):
         label_smoothing=0.0,
         d_steps=1,
         judge=None,
+        gradient_penalty=10.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
+        if not float(gradient_penalty) >= 0.0:
+            raise ValueError(f"gradient_penalty must be >= 0, got {gradient_penalty}.")
+        if loss == "wasserstein" and float(label_smoothing):
+            raise ValueError("label_smoothing is for the cross-entropy losses, not wasserstein.")
         whole_number("pack", pack)
         whole_number("d_steps", d_steps)
         whole_number("latent_dim", latent_dim)
@@ -101,6 +132,7 @@ class GAN(ZooModel, keras.Model):
         self.loss_name = loss
         self.label_smoothing = float(label_smoothing)
         self.d_steps = int(d_steps)
+        self.gradient_penalty = float(gradient_penalty)
         self.trackers = [
             keras.metrics.Mean(name=n) for n in ("d_loss", "g_loss", "real_score", "fake_score")
         ]
@@ -151,12 +183,13 @@ class GAN(ZooModel, keras.Model):
         self.compile()
 
     def compile_defaults(self, learning_rate=None):
-        """Adam(2e-4, beta_1 = 0.5) for both players, as in the DCGAN paper."""
-        lr = learning_rate or 2e-4
-        return {
-            "d_optimizer": self.adam(lr, beta_1=0.5),
-            "g_optimizer": self.adam(lr, beta_1=0.5),
-        }
+        """Adam(2e-4, beta_1 = 0.5) for both players, as in the DCGAN paper; for WGAN-GP
+        Adam(1e-4, beta_1 = 0, beta_2 = 0.9), as in its paper."""
+        if self.loss_name == "wasserstein":
+            lr, betas = learning_rate or 1e-4, {"beta_1": 0.0, "beta_2": 0.9}
+        else:
+            lr, betas = learning_rate or 2e-4, {"beta_1": 0.5}
+        return {"d_optimizer": self.adam(lr, **betas), "g_optimizer": self.adam(lr, **betas)}
 
     def optimizers_in_use(self):
         return [self.d_optimizer, self.g_optimizer]
@@ -188,6 +221,42 @@ class GAN(ZooModel, keras.Model):
     def _noise(self, n):
         return training_noise(self.noise, [n, self.latent_dim])
 
+    def interpolates(self, real, fake, eps):
+        """``eps x + (1 - eps) G(z)`` for ``eps`` ``[packs]`` in ``[0, 1]``, one per pack."""
+        real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
+        eps = tf.repeat(tf.cast(eps, tf.float32), self.pack)
+        eps = tf.reshape(eps, [-1] + [1] * (real.shape.rank - 1))
+        return eps * real + (1.0 - eps) * fake
+
+    def penalty(self, x_hat, training=False):
+        """WGAN-GP's ``E[(||grad D(x_hat)||_2 - 1)^2]`` over the packs of ``x_hat``, and those
+        gradient norms ``[packs]``; float32, differentiable in the critic's weights."""
+        x_hat = tf.cast(x_hat, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x_hat)
+            scores = self.discriminate(x_hat, training=training)
+        # Each pack's score depends on its own images alone: the sum's gradient is theirs.
+        grads = self._packed(tape.gradient(scores, x_hat))
+        grads = tf.reshape(grads, [tf.shape(grads)[0], -1])
+        norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=1) + 1e-12)
+        return tf.reduce_mean(tf.square(norms - 1.0)), norms
+
+    def discriminator_objective(self, x, fake, training=True, eps=None):
+        """``(d_loss, real_logits, fake_logits)`` for real ``x`` and generated ``fake``; WGAN-GP
+        takes its penalty at `interpolates` with ``eps`` ``[packs]`` (default: uniform draws)."""
+        real_logits = self.discriminate(x, training=training)
+        fake_logits = self.discriminate(fake, training=training)
+        if self.loss_name != "wasserstein":
+            loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+            return loss, real_logits, fake_logits
+        loss = critic_loss(real_logits, fake_logits)
+        if self.gradient_penalty:
+            if eps is None:
+                eps = keras.random.uniform([tf.shape(real_logits)[0]], seed=self.noise)
+            penalty, _ = self.penalty(self.interpolates(x, fake, eps), training=training)
+            loss += self.gradient_penalty * penalty
+        return loss, real_logits, fake_logits
+
     def train_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
         (x,) = self._whole_packs(tf.cast(x, tf.float32))
@@ -195,9 +264,8 @@ class GAN(ZooModel, keras.Model):
 
         def d_objective(z):
             def loss_fn():
-                real_logits = self.discriminate(x, training=True)
-                fake_logits = self.discriminate(self.generate(z, training=True), training=True)
-                loss = discriminator_loss(real_logits, fake_logits, self.label_smoothing)
+                fake = self.generate(z, training=True)
+                loss, real_logits, fake_logits = self.discriminator_objective(x, fake)
                 return loss, (real_logits, fake_logits)
 
             return loss_fn
@@ -233,21 +301,21 @@ class GAN(ZooModel, keras.Model):
         d_tracker, g_tracker, real_tracker, fake_tracker = self.trackers
         d_tracker.update_state(d_loss, sample_weight=weight)
         g_tracker.update_state(g_loss, sample_weight=weight)
-        real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)), sample_weight=weight)
-        fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)), sample_weight=weight)
+        # A critic's scores as they are; a discriminator's as probabilities.
+        score = tf.identity if self.loss_name == "wasserstein" else tf.sigmoid
+        real_tracker.update_state(tf.reduce_mean(score(real_logits)), sample_weight=weight)
+        fake_tracker.update_state(tf.reduce_mean(score(fake_logits)), sample_weight=weight)
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
         fake = self.generate(self._noise(tf.shape(x)[0]))
         packed_real, packed_fake = self._whole_packs(x, fake)
-        real_logits = self.discriminate(packed_real)
-        fake_logits = self.discriminate(packed_fake)
+        d_loss, real_logits, fake_logits = self.discriminator_objective(
+            packed_real, packed_fake, training=False
+        )
         self._update_game_metrics(
-            discriminator_loss(real_logits, fake_logits, self.label_smoothing),
-            generator_loss(fake_logits, self.loss_name),
-            real_logits,
-            fake_logits,
+            d_loss, generator_loss(fake_logits, self.loss_name), real_logits, fake_logits
         )
         if self.judge is not None:
             real01, fake01 = (x + 1.0) / 2.0, (fake + 1.0) / 2.0
@@ -309,8 +377,8 @@ class GAN(ZooModel, keras.Model):
     def serving_endpoints(self):
         """``generate`` (also ``serving_default``): ``z`` ``[batch, latent_dim]`` -> ``images``
         in ``[0, 1]``; ``discriminate``: ``images`` ``[batch, H, W, C]`` in ``[0, 1]`` ->
-        ``probability`` that each is real (with ``pack > 1`` each image is judged as a pack of
-        copies of itself)."""
+        ``probability`` that each is real, or a WGAN-GP critic's ``score`` (with ``pack > 1``
+        each image is judged as a pack of copies of itself)."""
         z_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
         images_spec = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
 
@@ -320,6 +388,8 @@ class GAN(ZooModel, keras.Model):
         def discriminate(images):
             x = 2.0 * images - 1.0
             x = tf.repeat(x, self.pack, axis=0)
+            if self.loss_name == "wasserstein":
+                return {"score": self.discriminate(x)}
             return {"probability": tf.sigmoid(self.discriminate(x))}
 
         return {
@@ -343,6 +413,7 @@ class GAN(ZooModel, keras.Model):
             "loss": self.loss_name,
             "label_smoothing": self.label_smoothing,
             "d_steps": self.d_steps,
+            "gradient_penalty": self.gradient_penalty,
             "judge": keras.saving.serialize_keras_object(self.judge) if self.judge else None,
         }
 

@@ -1,5 +1,5 @@
 """Flows Transflow can build on without their code: an exported SavedModel (`SavedModelFlow`),
-or a ``.keras`` file (`load_flow`)."""
+or a ``.keras`` file (`load_flow`); and the class prior of one that has it (`class_prior`)."""
 
 import json
 import os
@@ -28,8 +28,9 @@ class SavedModelFlow(tf.Module):
         if set(encode.structured_input_signature[1]) != {"images"}:
             raise ValueError(
                 f"The SavedModel at {path} is a class-conditional flow (its encode takes "
-                f"{sorted(encode.structured_input_signature[1])}): Transflow builds on an "
-                "unconditional one."
+                f"{sorted(encode.structured_input_signature[1])}): Transflow builds on a flow "
+                "whose map x -> z is one for every class (unconditional, or "
+                'conditioning="prior").'
             )
         self.image_shape = tuple(
             next(iter(encode.structured_input_signature[1].values())).shape[1:]
@@ -37,7 +38,18 @@ class SavedModelFlow(tf.Module):
         self.latent_shape = tuple(
             next(iter(decode.structured_input_signature[1].values())).shape[1:]
         )
-        self.base_distribution = _base_of_export(path)
+        metadata = _metadata(path)
+        self.base_distribution = metadata.get("base_distribution") or "normal"
+        self.num_classes = int(metadata.get("num_classes") or 0)
+
+    def class_prior(self):
+        """The base's ``(loc, scale)`` ``[C, *latent_shape]`` of each class of a flow with a
+        class-conditional prior alone (its ``class_prior`` signature), else None."""
+        if "class_prior" not in self.loaded.signatures:
+            return None
+        labels = tf.range(self.num_classes, dtype=tf.int64)
+        out = self.loaded.signatures["class_prior"](labels=labels)
+        return out["loc"], out["scale"]
 
     def encode(self, x):
         return self.loaded.signatures["encode"](images=tf.cast(x, tf.float32))["z"]
@@ -55,14 +67,29 @@ class SavedModelFlow(tf.Module):
         return out["images"], out["log_det"]
 
 
-def _base_of_export(path):
+def _metadata(path):
+    """The export's ``export_metadata()`` (empty if it has none)."""
     manifest = os.path.join(path, "assets.extra", "signatures.json")
-    if os.path.exists(manifest):
-        with open(manifest) as f:
-            base = json.load(f).get("metadata", {}).get("base_distribution")
-        if base:
-            return base
-    return "normal"
+    if not os.path.exists(manifest):
+        return {}
+    with open(manifest) as f:
+        return json.load(f).get("metadata", {})
+
+
+def class_prior(flow):
+    """``(loc, scale)`` ``[C, D]`` float64 of the class-conditional base of a flow that has one
+    (its map x -> z the same for every class), else None."""
+    if isinstance(flow, SavedModelFlow):
+        prior = flow.class_prior()
+    elif getattr(flow, "conditional_base", False):
+        base = flow.base(context=tf.eye(flow.context_size)).distribution
+        prior = base.loc, base.scale
+    else:
+        return None
+    if prior is None:
+        return None
+    loc, scale = (tf.reshape(tf.cast(p, tf.float64), [tf.shape(p)[0], -1]) for p in prior)
+    return loc, scale
 
 
 def load_flow(flow):
@@ -83,9 +110,12 @@ def load_flow(flow):
 
 
 def _unconditional(flow, what):
-    if getattr(flow, "context_size", 0):
+    """``flow``, if its map x -> z is one for every class (an unconditional flow, or one whose
+    class is in its prior alone)."""
+    if getattr(flow, "context_size", 0) and getattr(flow, "maps_with_context", True):
         raise ValueError(
-            f"{what} is a class-conditional flow (num_classes={flow.context_size}): Transflow "
-            "builds on an unconditional one."
+            f"{what} is a class-conditional flow (num_classes={flow.context_size}) with the "
+            "class in its couplings: Transflow builds on a flow whose map x -> z is one for "
+            'every class (unconditional, or conditioning="prior").'
         )
     return flow

@@ -1,24 +1,35 @@
 """Transflow learning (Gambardella, Baydin and Torr, 2019): repurpose a trained flow without
 retraining it, by Bayesian inference in its latent space.
 
-A flow maps an image ``x`` to a latent ``z = f(x)`` in ``R^D`` whose base is i.i.d. with mean 0
-and variance ``s^2`` (``s^2 = 1`` for the normal base; for a logistic base, NICE's, the rule is
-to moment-match it: ``s^2 = pi^2 / 3``). Given ``n`` examples ``z_1..n`` of a new kind (per
-class), each latent dimension is modelled as ``z_i ~ N(mu, sigma^2)`` with the base as the
-conjugate prior of the mean, ``kappa_0`` (``strength``) pseudo-examples strong:
+A flow maps an image ``x`` to a latent ``z = f(x)`` in ``R^D``. Given ``n`` examples
+``z_1..n`` of a new kind (per class), each latent dimension is modelled as ``z_i ~ N(mu,
+sigma^2)``, with a conjugate prior on the new kind's mean that the flow gives, per dimension:
+its centre ``m_0``, the spread ``b`` of kinds' means about it and the spread ``w`` of examples
+about their kind's mean. ``kappa_0 = strength * w / b`` pseudo-examples strong:
 
 ```none
-mu ~ N(0, sigma^2 / kappa_0)              kappa_n = kappa_0 + n,   m_n = sum_i z_i / kappa_n
-mu | z_1..n ~ N(m_n, sigma^2 / kappa_n)   z* | z_1..n ~ N(m_n, sigma^2 (1 + 1 / kappa_n))
+mu ~ N(m_0, sigma^2 / kappa_0)             kappa_n = kappa_0 + n
+mu | z_1..n ~ N(m_n, sigma^2 / kappa_n)    m_n = (kappa_0 m_0 + sum_i z_i) / kappa_n
+z* | z_1..n ~ N(m_n, sigma^2 (1 + 1 / kappa_n))
 ```
 
-``variance="fixed"``: ``sigma^2 = s^2``, the base's. ``variance="estimate"`` also infers a
-per-dimension ``sigma^2`` with the conjugate inverse-gamma prior ``IG(alpha_0 = kappa_0 / 2 + 1,
-beta_0 = kappa_0 s^2 / 2)`` (prior mean ``s^2``, ``kappa_0`` pseudo-observations):
+* An unconditional flow's base is i.i.d. with mean 0 and variance ``s^2`` (``s^2 = 1`` for the
+  normal base; for a logistic base, NICE's, moment-matched: ``s^2 = pi^2 / 3``): ``m_0 = 0``,
+  ``w = b = s^2``, so ``kappa_0 = strength``.
+* A flow whose class is in its base alone (``conditioning="prior"``: ``z | c ~ N(mu_c,
+  diag(sigma_c^2))`` over its ``C`` training classes, one map ``f`` for all) shows how kinds
+  differ: ``m_0 = mean_c mu_c``, ``b = var_c mu_c``, ``w = mean_c sigma_c^2`` (empirical Bayes
+  over its classes). A dimension in which the classes' means hardly differ (``b << w``) gets
+  a strong prior, stays near ``m_0`` for every new class and carries no weight in
+  classification; those in which they differ follow the examples.
+
+``variance="fixed"``: ``sigma^2 = w``. ``variance="estimate"`` also infers a per-dimension
+``sigma^2`` with the conjugate inverse-gamma prior ``IG(alpha_0 = strength / 2 + 1, beta_0 =
+strength w / 2)`` (prior mean ``w``, ``strength`` pseudo-observations):
 
 ```none
 alpha_n = alpha_0 + n / 2
-beta_n = beta_0 + (1/2) sum_i (z_i - zbar)^2 + kappa_0 n zbar^2 / (2 kappa_n)
+beta_n = beta_0 + (1/2) sum_i (z_i - zbar)^2 + kappa_0 n (zbar - m_0)^2 / (2 kappa_n)
 z* | z_1..n ~ StudentT(2 alpha_n, m_n, beta_n (kappa_n + 1) / (alpha_n kappa_n))
 ```
 
@@ -27,6 +38,14 @@ the examples. With no examples the posterior is the prior. Sampling draws ``z*``
 times ``temperature``) and decodes it. Few-shot classification fits one posterior per class
 and predicts the class whose predictive density of ``f(x)`` is highest: the flow's log-det
 ``log |det df/dx|`` is the same for every class and cancels.
+
+References:
+  Gambardella, A., Baydin, A. G. and Torr, P. H. S. (2019). Transflow learning: Repurposing
+    flow models without retraining. arXiv:1911.13270.
+  Murphy, K. P. (2007). Conjugate Bayesian analysis of the Gaussian distribution. Technical
+    report, University of British Columbia (the normal-inverse-gamma updates above).
+  Izmailov, P., Kirichenko, P., Finzi, M. and Wilson, A. G. (2020). Semi-supervised learning
+    with normalizing flows. ICML 2020 (classes as Gaussians in a flow's latent space).
 
 The statistics (counts, sums and sums of squares of the latents, per class) are non-trainable
 variables, so ``fit`` on a dataset of any size computes the posterior in one pass (each epoch
@@ -54,7 +73,7 @@ from zoo import plots
 from zoo.models import checks
 from zoo.models.contract import DataSpec, Phase, RunPlan, ZooModel
 from zoo.models.noise import standard_normal, tfp_seed
-from zoo.models.transflow.saved_model_flow import SavedModelFlow, load_flow
+from zoo.models.transflow.saved_model_flow import SavedModelFlow, class_prior, load_flow
 
 tfd = tfp.distributions
 
@@ -70,11 +89,13 @@ class Transflow(ZooModel, keras.Model):
     ``interpolate``, ``classify``; ``evaluate`` gives ``accuracy`` and ``latent_log_prob``.
 
     Args:
-      flow: a zoo flow (``NICE``, ``RealNVP``), the path of its ``.keras`` file or of its
-        exported SavedModel (`zoo export`). It stays frozen.
+      flow: a zoo flow (``NICE``, ``RealNVP``, ``Glow``; unconditional or with
+        ``conditioning="prior"``), the path of its ``.keras`` file or of its exported
+        SavedModel (`zoo export`). It stays frozen.
       num_classes: posteriors to fit (labels ``0 .. num_classes - 1``).
-      strength: ``kappa_0``, the prior's weight in pseudo-examples (> 0).
-      variance: ``"fixed"`` (the base's) or ``"estimate"`` (per dimension, inverse-gamma).
+      strength: the prior's weight (> 0): ``kappa_0`` pseudo-examples for an unconditional
+        flow; a multiple of the flow's own ``w / b`` for one with a class prior.
+      variance: ``"fixed"`` (``w``) or ``"estimate"`` (per dimension, inverse-gamma).
       class_labels: the dataset's label of each class (``zoo.data``'s ``classes``).
     """
 
@@ -105,6 +126,7 @@ class Transflow(ZooModel, keras.Model):
         if base not in BASE_VARIANCE:
             raise ValueError(f"No Transflow rule for a {base!r} base.")
         self.base_variance = BASE_VARIANCE[base]
+        self.flow_prior()  # checks the flow's class prior, if it has one
         self.num_classes = int(num_classes)
         self.class_labels = checks.class_labels(class_labels, self.num_classes)
         self.strength = float(strength)
@@ -129,6 +151,23 @@ class Transflow(ZooModel, keras.Model):
         self.log_prob_tracker = keras.metrics.Mean(name="latent_log_prob")
         self.skipped_steps = skipped_steps_metric()
         self.built = True
+
+    def flow_prior(self):
+        """``(m_0, w, b)`` ``[D]`` float64, the prior the flow gives (see the module); from
+        its weights at each call, so that a loaded model's are the ones read."""
+        dims = math.prod(self.flow.latent_shape)
+        prior = class_prior(self.flow)
+        if prior is None:
+            s2 = tf.fill([dims], tf.constant(self.base_variance, tf.float64))
+            return tf.zeros([dims], tf.float64), s2, s2
+        loc, scale = prior
+        if loc.shape[0] < 2:
+            raise ValueError("A flow's class prior tells how classes differ only with 2 or more.")
+        within = tf.reduce_mean(tf.square(scale), axis=0) * self.base_variance
+        between = tf.math.reduce_variance(loc, axis=0)
+        # A dimension where the classes' means coincide: a prior that holds the mean at m_0.
+        between = tf.maximum(between, 1e-12 * within)
+        return tf.reduce_mean(loc, axis=0), within, between
 
     @classmethod
     def from_data(cls, info, **options):
@@ -212,11 +251,12 @@ class Transflow(ZooModel, keras.Model):
 
     def _posterior(self, count, total, total_squares):
         n = count[:, None]
-        kappa = self.strength + n
-        mean = total / kappa
-        s2 = tf.constant(self.base_variance, tf.float64)
+        m0, w, b = self.flow_prior()
+        kappa0 = self.strength * w / b
+        kappa = kappa0 + n
+        mean = (kappa0 * m0 + total) / kappa
         if self.variance == "fixed":
-            sigma2 = s2 * tf.ones_like(mean)
+            sigma2 = w * tf.ones_like(mean)
             df = tf.fill(tf.shape(mean), tf.constant(np.inf, tf.float64))
             scale2 = sigma2 * (1.0 + 1.0 / kappa)
         else:
@@ -224,9 +264,9 @@ class Transflow(ZooModel, keras.Model):
             squares = tf.maximum(total_squares - n * tf.square(zbar), 0.0)
             alpha = self.strength / 2.0 + 1.0 + n / 2.0
             beta = (
-                self.strength * s2 / 2.0
+                self.strength * w / 2.0
                 + squares / 2.0
-                + self.strength * n * tf.square(zbar) / (2.0 * kappa)
+                + kappa0 * n * tf.square(zbar - m0) / (2.0 * kappa)
             )
             sigma2 = beta / (alpha - 1.0)
             df = 2.0 * alpha * tf.ones_like(mean)
