@@ -90,11 +90,10 @@ def test_a_class_prior_alone_leaves_one_map_and_classifies_in_one_pass(kind):
 def _conditional_inputs(model, data):
     x, y = data
     z = model.encode(x, context=y).numpy()
-    labelled = {"labels": y.numpy()} if model.maps_with_context else {}
-    inputs = {
+    return {
         "log_prob": {"images": x.numpy(), "labels": y.numpy()},
-        "encode": {"images": x.numpy(), **labelled},
-        "decode": {"z": z, **labelled},
+        "encode": {"images": x.numpy(), "labels": y.numpy()},
+        "decode": {"z": z, "labels": y.numpy()},
         "sample": {
             "labels": y.numpy(),
             "temperature": np.float32(0.7),
@@ -102,20 +101,14 @@ def _conditional_inputs(model, data):
         },
         "classify": {"images": x.numpy()},
     }
-    if not model.maps_with_context:
-        inputs["class_prior"] = {"labels": y.numpy()}
-    return inputs
 
 
-# The spline Glow with variational dequantization (the conditional bound), MAF, and a RealNVP
-# with the class in its prior alone: between them every new bijector and the conditional
-# signatures are saved, exported and served; the conditional RealNVP / Glow differ only in
-# their (affine) couplings, checked unconditional in tests/zoo/models/test_flows.py.
-OPTIONS = {
-    "glow_spline": {"dequantization": "variational"},
-    "maf": {},
-    "realnvp": {"conditioning": "prior"},
-}
+# The spline Glow with variational dequantization (the conditional bound), and MAF: between
+# them every new bijector and the conditional signatures are saved, exported and served; the
+# conditional RealNVP / Glow differ only in their (affine) couplings, checked unconditional in
+# tests/zoo/models/test_flows.py. A class prior alone's signatures (``class_prior``) are
+# exported and read back in tests/zoo/models/test_transflow.py.
+OPTIONS = {"glow_spline": {"dequantization": "variational"}, "maf": {}}
 
 
 @pytest.mark.parametrize("kind", sorted(OPTIONS))
