@@ -126,15 +126,15 @@ class ModelChecks:
         self.signature_inputs = signature_inputs or self._image_signature_inputs
         self.atol = atol
 
-    def _compiled(self, **overrides):
+    def _compiled(self, eager=False, **overrides):
         """A compiled instance, its weights drawn from seed ``seed`` (whatever ran before); its
         input checks off where it has them, so that the same (traced) model can then take a NaN
-        batch in `check_non_finite_step_is_skipped`."""
+        batch in `check_non_finite_step_is_skipped`. ``eager``: its steps run eagerly."""
         keras.utils.set_random_seed(self.seed)
         if "validate_args" in self.make().get_config():
             overrides.setdefault("validate_args", False)
         model = self.make(**overrides)
-        model.compile(**model.compile_defaults())
+        model.compile(**model.compile_defaults(), run_eagerly=eager)
         return model
 
     def _image_signature_inputs(self, model, batch):
@@ -222,8 +222,10 @@ class ModelChecks:
 
     def check_precision(self, policy):
         """``dtype=policy`` on the instance: kept in the config, used by the layers, trains
-        to finite figures whose outputs stay close to float32 ones; float16 scales the loss."""
-        model = self._compiled(dtype=policy)
+        to finite figures whose outputs stay close to float32 ones; float16 scales the loss.
+        bfloat16 steps run eagerly (tracing a step costs a big model 5x more than running it;
+        the float32 and float16 checks trace theirs, the loss scale's conditionals included)."""
+        model = self._compiled(dtype=policy, eager=policy == "mixed_bfloat16")
         assert model.dtype_policy.name == policy
         compute = "float16" if policy == "mixed_float16" else "bfloat16"
         assert compute in _compute_dtypes(model), _compute_dtypes(model)

@@ -48,11 +48,13 @@ def _resolve(name, modules):
 
 
 def imports(module, path, modules):
-    """The project modules ``module`` (at ``path``) imports, anywhere in the file."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    """The project modules ``module`` (at ``path``) imports, anywhere in the file, and, for a
+    lazy package, in its ``__init__.pyi`` (the names it imports on first use)."""
+    stub = path.with_suffix(".pyi")
+    trees = [ast.parse(p.read_text(), filename=str(p)) for p in (path, stub) if p.exists()]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -9,35 +9,19 @@ The layers, bottom up (each imports only those below it; tests/test_layering.py 
 * `zoo.cli`: the ``zoo`` command, argument parsing only.
 
 `from_preset(name)` loads a trained model (`list_presets()`).
+
+``import zoo`` is cheap: each name (``zoo.RealNVP``, ...) is imported on first use (the names
+are in ``zoo/__init__.pyi``, read by `lazy_loader`), so that ``zoo --help`` and ``zoo list``
+answer without TensorFlow. A saved zoo model loads with ``keras.saving.load_model`` after
+``import zoo`` all the same: the model families register their Keras classes as soon as Keras
+is imported (`_registration`).
 """
 
-from zoo import _moved
-from zoo.models.autoencoders import VAE, Autoencoder
-from zoo.models.flows import MAF, NICE, Glow, ImageFlow, RealNVP
-from zoo.models.gan import DCGAN, GAN, FeatureClassifier
-from zoo.models.transfer import ConvClassifier, TransferClassifier
-from zoo.models.transflow import Transflow
-from zoo.registry import create_model, list_models
-from zoo.serving.presets import from_preset, list_presets
+import lazy_loader
+
+from zoo import _moved, _registration
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
 
 _moved.install()
-
-__all__ = [
-    "DCGAN",
-    "GAN",
-    "MAF",
-    "NICE",
-    "VAE",
-    "Autoencoder",
-    "ConvClassifier",
-    "FeatureClassifier",
-    "Glow",
-    "ImageFlow",
-    "RealNVP",
-    "TransferClassifier",
-    "Transflow",
-    "create_model",
-    "from_preset",
-    "list_models",
-    "list_presets",
-]
+_registration.install()

@@ -26,15 +26,16 @@ destinations are the fields of `zoo.data.DataOptions` and `zoo.training.RunConfi
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
 
-from zoo import data, plots, registry, storage, training
+from zoo import data, registry, startup, storage, training
 from zoo.models import transflow
 from zoo.models.checks import whole_number
-from zoo.serving import export, presets
-from zoo.training import distribute, precision
+from zoo.serving import presets
+from zoo.training import distribute, lock, precision
 
 RESTART_HELP = (
     "start over in --out; without it, a rerun resumes the interrupted run there (same options)"
@@ -258,32 +259,43 @@ def data_options(args):
 # The commands.
 
 
-def train(args):
-    return training.run(run_config(args, options=parse_set(args.set, args.model)))
+def train_config(args):
+    return run_config(args, options=parse_set(args.set, args.model))
 
 
-def transflow_command(args):
+def transflow_config(args):
     flow = args.flow if os.path.exists(args.flow) else presets.model_file(args.flow)
-    config = run_config(
+    return run_config(
         args,
         model="transflow",
         epochs=1,
         mixed_precision="off",  # no gradients: nothing to gain
         options={"flow": flow, "strength": args.strength, "variance": args.variance},
     )
-    return training.run(config)
+
+
+def train(args):
+    """``zoo train`` and ``zoo transflow``: the run of ``args.config`` (`configure`)."""
+    return training.run(args.config)
+
+
+def check_sampling(args):
+    """``-n`` and ``--temperature``, as `tfflows.checks.sampling_arguments` checks them (which
+    the model's ``sample`` does again), before TensorFlow is imported."""
+    whole_number("num_samples", args.num)
+    if not 0 <= args.temperature < math.inf:
+        raise ValueError(f"temperature must be a finite number >= 0, got {args.temperature!r}.")
 
 
 def sample(args):
-    from tfflows import sampling_arguments
-
-    sampling_arguments(args.num, args.temperature)
     model = presets.load_model(args.model_path)
     of_class = {} if args.class_id is None else {"class_id": args.class_id}
     images = model.sample(args.num, temperature=args.temperature, seed=[args.seed, 0], **of_class)
     title = f"T = {args.temperature}" + (
         "" if args.class_id is None else f", class {args.class_id}"
     )
+    from zoo import plots
+
     with storage.writing(args.out):
         plots.sample_grid(images, args.out, title=title)
     print(f"wrote {args.num} samples to {args.out}")
@@ -308,9 +320,14 @@ def evaluate(args):
     return result
 
 
-def export_command(args):
+def check_version(args):
     if args.version is not None:
         whole_number("--version", args.version)
+
+
+def export_command(args):
+    from zoo.serving import export
+
     model = presets.load_model(args.model_path)
     path = export.export(model, args.base_dir, model_name=args.name, version=args.version)
     print(f"exported to {path}")
@@ -333,7 +350,7 @@ def list_command(args):
                 )
             )
     else:
-        rows = [(e.name, e.task, e.cls.__name__, e.description) for e in registry.entries()]
+        rows = [(e.name, e.task, e.class_name, e.description) for e in registry.entries()]
     # Aligned columns; the last one (a description, a folder) runs on.
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] if rows else []
     for row in rows:
@@ -367,7 +384,7 @@ def build_parser():
     )
     add_training_options(p)
     add_run_options(p, "MODEL-DATASET")
-    p.set_defaults(func=train)
+    p.set_defaults(func=train, configure=train_config)
 
     p = sub.add_parser(
         "transflow",
@@ -390,7 +407,7 @@ def build_parser():
         help="fixed: the flow's base variance; estimate: a per-class, per-dimension posterior",
     )
     add_run_options(p, "transflow-DATASET")
-    p.set_defaults(func=transflow_command)
+    p.set_defaults(func=train, configure=transflow_config)
 
     p = sub.add_parser("list", help="the zoo's models: name, task, class, description")
     p.add_argument(
@@ -398,7 +415,7 @@ def build_parser():
         action="store_true",
         help="the trained models instead (zoo.from_preset): name, model, data, held-out figure",
     )
-    p.set_defaults(func=list_command)
+    p.set_defaults(func=list_command, tensorflow=False)
 
     p = sub.add_parser("sample", help="draw samples from a trained model into a PNG grid")
     p.add_argument("model_path", help="a .keras file written by `zoo train`, or a preset name")
@@ -415,7 +432,7 @@ def build_parser():
         help="a class-conditional model's class to draw (default: the classes in turn)",
     )
     p.add_argument("--out", default="samples.png", help="the PNG grid to write")
-    p.set_defaults(func=sample)
+    p.set_defaults(func=sample, check=check_sampling)
 
     p = sub.add_parser("evaluate", help="the model's held-out figures on a dataset split")
     p.add_argument("model_path", help="a .keras file written by `zoo train`, or a preset name")
@@ -432,16 +449,48 @@ def build_parser():
     p.add_argument("--base-dir", required=True, help="writes BASE_DIR/NAME/VERSION/")
     p.add_argument("--name", default=None, help="model name (default: the model's)")
     p.add_argument("--version", type=int, default=None, help="default: the next free one")
-    p.set_defaults(func=export_command)
+    p.set_defaults(func=export_command, check=check_version)
     return parser
 
 
+def configure(args):
+    """Everything that can be checked before TensorFlow is imported, arguments first: the
+    command's own (``args.check``), a run's `RunConfig` (``args.config``, checked: the counts,
+    rates and choices, the model's ``--set`` options); then that what a command reads exists
+    (a model file or preset name: ``model_path``, a Transflow's ``flow``; a ``--dataset``
+    written as a path: ``./``, ``../``, ``/`` or ``~`` first, or a data file's extension) and
+    that a run's ``--out`` is not held by another run."""
+    if hasattr(args, "check"):
+        args.check(args)
+    if hasattr(args, "configure"):
+        args.config = args.configure(args)
+        args.config.check()
+    flow = getattr(args, "flow", None)
+    if flow is not None and not os.path.isdir(flow):  # a SavedModel's folder, or a model file
+        presets.checked_model_file(flow)
+    if getattr(args, "model_path", None) is not None:
+        presets.checked_model_file(args.model_path)
+    if hasattr(args, "configure") and args.out is not None:
+        lock.check_free(args.out)
+    dataset = getattr(args, "dataset", None)
+    if dataset and not os.path.exists(os.path.expanduser(dataset)):
+        if dataset.startswith(("./", "../", "/", "~")) or dataset.endswith(DATA_SUFFIXES):
+            raise FileNotFoundError(f"--dataset {dataset}: no such file or folder.")
+
+
+DATA_SUFFIXES = (".npz", ".bz2", ".gz", "-ubyte", ".idx")
+
+
 def run(argv=None):
-    """Runs one command and returns its result (train: the metrics dict; evaluate: figures)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Runs one command and returns its result (train: the metrics dict; evaluate: figures).
+    TensorFlow is imported only once the arguments parse and the files they name exist
+    (`zoo.startup`: without its C++ start-up lines unless ``TF_CPP_MIN_LOG_LEVEL`` asks)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    configure(args)
+    if getattr(args, "tensorflow", True):
+        startup.import_tensorflow()
     return args.func(args)
 
 
@@ -453,6 +502,9 @@ def main(argv=None):
     ``ZOO_TRACEBACK=1`` re-raises."""
     try:
         run(argv)
+    except BrokenPipeError:  # e.g. `zoo list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError, training.TrainingDiverged) as error:
         if os.environ.get("ZOO_TRACEBACK"):
             raise

@@ -84,6 +84,10 @@ class EpochSamples(keras.callbacks.Callback):
         sample_grid(images, path, title=f"epoch {epoch + 1}")
 
 
+# Counts and timings a run logs per epoch (`zoo.training.callbacks`), not curves to watch.
+NOT_CURVES = ("skipped_steps", "steps", "seconds_per_step")
+
+
 def loss_curve(history, path, phases=()):
     """Writes every per-epoch curve of a Keras ``History.history`` dict as a PNG.
 
@@ -92,10 +96,7 @@ def loss_curve(history, path, phases=()):
     ``phases``: ``(name, first epoch)`` pairs of a recipe of several fits, marked by a line
     before each but the first.
     """
-    # skipped_steps is a count of refused steps, not a curve to watch.
-    metrics = sorted(
-        {k.removeprefix("val_") for k in history if history[k] and "skipped_steps" not in k}
-    )
+    metrics = sorted({k.removeprefix("val_") for k in history if history[k]} - set(NOT_CURVES))
     if not metrics:
         raise ValueError("loss_curve needs a history with at least one non-empty curve.")
     cols = min(len(metrics), 3)

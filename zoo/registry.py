@@ -1,136 +1,158 @@
 """The one place that lists what the zoo offers: ``create_model(name, info, **options)``, as
 timm's registry does.
 
-`MODELS` is the zoo's table, written out here: a model is offered once it has a row. Importing
-this module imports every model family (the packages of `zoo.models`); nothing else needs
-importing for a name to work, and a model module registers nothing by being imported.
-`register` adds a model of one's own.
+`MODELS` is the zoo's table, written out here: a model is offered once it has a row; a model
+module registers nothing by being imported. Each row names its class as ``"module:Class"``,
+imported when the model is built, so that the names, tasks and descriptions (``zoo list``,
+``zoo train --help``) come without TensorFlow; so do their constructor options (``zoo train
+--set``), read from ``options.json`` beside this file, which `write_option_table` writes from
+the classes themselves (``python tools/write_registry_options.py``; a test fails when it is
+stale). `register` adds a model of one's own (its options read from its class).
 """
 
 import ast
 import dataclasses
+import importlib
 import inspect
+import json
 import math
-
-import keras
-
-from zoo.models import autoencoders, flows, gan, transfer, transflow
+import os
 
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A model the zoo offers: ``name`` builds ``cls`` with ``defaults`` under the caller's
-    options; ``task`` and ``description`` are what ``zoo list`` shows."""
+    """A model the zoo offers: ``name`` builds its class (``target``: the class, or its
+    ``"module:Class"``) with ``defaults`` under the caller's options; ``task`` and
+    ``description`` are what ``zoo list`` shows."""
 
     name: str
-    cls: type
+    target: type | str
     task: str
     description: str
     defaults: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def module(self):
+        return self.target.__module__ if isinstance(self.target, type) else self._path[0]
+
+    @property
+    def class_name(self):
+        return self.target.__name__ if isinstance(self.target, type) else self._path[1]
+
+    @property
+    def cls(self):
+        """The class (its module imported on first use)."""
+        if isinstance(self.target, type):
+            return self.target
+        return getattr(importlib.import_module(self.module), self.class_name)
+
+    @property
+    def _path(self):
+        return self.target.split(":")
 
 
 MODELS = (
     Entry(
         "nice",
-        flows.NICE,
+        "zoo.models.flows:NICE",
         "density",
         "NICE: additive couplings on alternating units, MLPs, scaling, logistic prior",
     ),
     Entry(
         "realnvp",
-        flows.RealNVP,
+        "zoo.models.flows:RealNVP",
         "density",
         "multi-scale RealNVP: checkerboard / channel affine couplings, ResNets, squeeze",
         {"architecture": "multiscale"},
     ),
     Entry(
         "realnvp_flat",
-        flows.RealNVP,
+        "zoo.models.flows:RealNVP",
         "density",
         "flat RealNVP: affine couplings on alternating units with MLPs and batch norm",
         {"architecture": "flat"},
     ),
     Entry(
         "glow",
-        flows.Glow,
+        "zoo.models.flows:Glow",
         "density",
         "Glow: multi-scale steps of actnorm, invertible 1x1 convolution, affine coupling",
     ),
     Entry(
         "glow_conditional",
-        flows.Glow,
+        "zoo.models.flows:Glow",
         "density",
         "class-conditional Glow: class-conditional prior and couplings; a generative classifier",
         {"conditional": True},
     ),
     Entry(
         "realnvp_conditional",
-        flows.RealNVP,
+        "zoo.models.flows:RealNVP",
         "density",
         "class-conditional multi-scale RealNVP: the class in every coupling and in the prior",
         {"architecture": "multiscale", "conditional": True},
     ),
     Entry(
         "nsf",
-        flows.Glow,
+        "zoo.models.flows:Glow",
         "density",
         "neural spline flow: Glow's multi-scale steps with rational-quadratic spline couplings",
         {"coupling": "spline"},
     ),
     Entry(
         "maf",
-        flows.MAF,
+        "zoo.models.flows:MAF",
         "density",
         "MAF: masked autoregressive transforms (MADE) on the flattened image, for vector data",
     ),
     Entry(
         "dcgan",
-        gan.DCGAN,
+        "zoo.models.gan:DCGAN",
         "generation",
         "DCGAN: transposed-conv generator, strided-conv discriminator; PacGAN packing",
     ),
     Entry(
         "wgan_gp",
-        gan.DCGAN,
+        "zoo.models.gan:DCGAN",
         "generation",
         "WGAN-GP: the DCGAN players as generator and float32 critic, gradient penalty 10",
         {"loss": "wasserstein", "gradient_penalty": 10.0, "d_steps": 5, "dropout": 0.0},
     ),
     Entry(
         "autoencoder",
-        autoencoders.Autoencoder,
+        "zoo.models.autoencoders:Autoencoder",
         "representation",
         "Dense hourglass autoencoder (MSE / BCE; denoising with noise_std)",
     ),
     Entry(
         "conv_autoencoder",
-        autoencoders.Autoencoder,
+        "zoo.models.autoencoders:Autoencoder",
         "representation",
         "Convolutional autoencoder: stride-2 convs down, transposed convs up",
         {"architecture": "conv"},
     ),
     Entry(
         "vae",
-        autoencoders.VAE,
+        "zoo.models.autoencoders:VAE",
         "density",
         "Variational autoencoder (Kingma & Welling): discretized logistic, ELBO / IW bits",
     ),
     Entry(
         "transfer",
-        transfer.TransferClassifier,
+        "zoo.models.transfer:TransferClassifier",
         "classification",
         "frozen-backbone classifier, then fine-tuning; default: pretrains a conv net on half "
         "the classes and transfers it to the rest with 10 labels each",
     ),
     Entry(
         "classifier",
-        transfer.ConvClassifier,
+        "zoo.models.transfer:ConvClassifier",
         "classification",
         "small conv net (conv-BN-ReLU stages) trained from scratch",
     ),
     Entry(
         "transflow",
-        transflow.Transflow,
+        "zoo.models.transflow:Transflow",
         "transfer",
         "Transflow: posterior latent Gaussians of a trained flow (--set flow=PATH): samples, "
         "few-shot classification",
@@ -146,7 +168,7 @@ def register(name, cls, *, task, description, **defaults):
     """Offers a model of one's own (a `zoo.models.ZooModel`) under ``name``, as the zoo's own
     are in `MODELS`: ``zoo train NAME``, `create_model` and `zoo.training.run` then take it."""
     if name in _BY_NAME and _BY_NAME[name].cls is not cls:
-        raise ValueError(f"Model name {name!r} is taken by {_BY_NAME[name].cls.__name__}.")
+        raise ValueError(f"Model name {name!r} is taken by {_BY_NAME[name].class_name}.")
     _BY_NAME[name] = Entry(name, cls, task, description, dict(defaults))
     return cls
 
@@ -164,6 +186,11 @@ def name_of(cls):
         if e.cls is cls and not e.defaults:
             return e.name
     raise ValueError(f"{cls.__name__} is not in the zoo's registry (zoo.registry.MODELS).")
+
+
+def model_modules():
+    """The modules that define the registered models (what loading a saved one needs)."""
+    return sorted({e.module for e in _BY_NAME.values()})
 
 
 def list_models(task=None):
@@ -208,14 +235,61 @@ def _from_data_options(cls):
 
 REQUIRED = inspect.Parameter.empty
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+OPTIONS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "options.json")
+# How option_table writes a default that is not a Python literal, and REQUIRED.
+_NOT_A_LITERAL, _REQUIRED = "<not a literal>", "<required>"
 
 
 def option_defaults(model_name):
     """``{option: default}`` of every constructor argument model ``model_name`` takes: its
     class's and, through ``**kwargs``, its bases' down to `keras.Model`, and those its
     ``from_data`` takes besides (e.g. an image flow's ``conditional``), with the registered
-    defaults applied; `REQUIRED` for an argument without a default."""
+    defaults applied; `REQUIRED` for an argument without a default. The zoo's own models' come
+    from ``options.json`` (no import; a default that is not a Python literal reads as None),
+    a registered class's from the class."""
     e = entry(model_name)
+    if not isinstance(e.target, type):
+        with open(OPTIONS_FILE) as f:
+            table = json.load(f)
+        if model_name in table:
+            return {k: _decoded(v) for k, v in table[model_name].items()}
+    return _class_option_defaults(e)
+
+
+def option_table():
+    """``{model: {option: default as text}}`` of the zoo's own models, from their classes."""
+    return {
+        e.name: {k: _encoded(v) for k, v in _class_option_defaults(e).items()}
+        for e in entries()
+        if not isinstance(e.target, type)
+    }
+
+
+def write_option_table():
+    """Writes `option_table` to ``options.json`` (after a model's constructor changes)."""
+    with open(OPTIONS_FILE, "w") as f:
+        json.dump(option_table(), f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def _encoded(value):
+    if value is REQUIRED:
+        return _REQUIRED
+    try:
+        return repr(value) if ast.literal_eval(repr(value)) == value else _NOT_A_LITERAL
+    except (ValueError, SyntaxError, TypeError):
+        return _NOT_A_LITERAL
+
+
+def _decoded(text):
+    if text == _REQUIRED:
+        return REQUIRED
+    return None if text == _NOT_A_LITERAL else ast.literal_eval(text)
+
+
+def _class_option_defaults(e):
+    import keras
+
     defaults = {p.name: p.default for p in _from_data_options(e.cls)}
     for cls in e.cls.__mro__:
         if cls is keras.Model or "__init__" not in vars(cls):

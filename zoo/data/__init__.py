@@ -20,21 +20,11 @@ Sources, chosen by ``name`` (`sources`):
 Splits take slices, as in TFDS: ``"test[:9000]"``, ``"test[9000:]"``. ``classes`` keeps some
 labels (renumbered ``0 .. k-1`` in the order given) and ``per_class`` draws that many labelled
 images of each, the few-label subsets of transfer learning.
+
+Each name is imported on first use (listed in ``__init__.pyi``), so that importing one
+submodule does not import the others (the command line answers without TensorFlow).
 """
 
-from zoo.data.files import CorruptFileError, DatasetUnavailableError, read_idx
-from zoo.data.options import DataOptions
-from zoo.data.pipeline import COLORS, SCALINGS, DataInfo, load
-from zoo.data.sources import DIGITS
+import lazy_loader
 
-__all__ = [
-    "COLORS",
-    "DIGITS",
-    "SCALINGS",
-    "CorruptFileError",
-    "DataInfo",
-    "DataOptions",
-    "DatasetUnavailableError",
-    "load",
-    "read_idx",
-]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

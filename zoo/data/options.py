@@ -8,8 +8,6 @@ fingerprint to `zoo.data.load` (`DataOptions.load`). A new option is a field her
 
 import dataclasses
 
-from zoo.data.pipeline import load
-
 
 @dataclasses.dataclass(kw_only=True)
 class DataOptions:
@@ -66,4 +64,6 @@ class DataOptions:
         options = {name: getattr(self, name) for name in self.names()}
         name = options.pop("dataset")
         del options["labels_per_class"]
+        from zoo.data.pipeline import load
+
         return load(name, split, **options, **kwargs)

@@ -13,9 +13,7 @@ import tensorflow as tf
 
 from tfflows import uniform_dequantize
 from zoo.data import sources
-
-SCALINGS = ("dequantize", "centered", "unit", "symmetric")
-COLORS = (None, "grayscale", "rgb")
+from zoo.data.formats import COLORS, SCALINGS
 
 
 @dataclasses.dataclass(frozen=True)

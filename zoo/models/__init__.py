@@ -9,8 +9,11 @@
 
 Nothing here imports the training run, the export or the command line: they ask the models,
 through the contract, and `zoo.registry` names them.
+
+Each name is imported on first use (listed in ``__init__.pyi``), so that importing one
+submodule does not import the others (the command line answers without TensorFlow).
 """
 
-from zoo.models.contract import DataSpec, Phase, Prerequisite, RunPlan, ZooModel
+import lazy_loader
 
-__all__ = ["DataSpec", "Phase", "Prerequisite", "RunPlan", "ZooModel"]
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -6,8 +6,6 @@ option or input and what was expected, before anything is computed with it.
 
 import numpy as np
 
-from tfflows.checks import in_range
-
 
 def whole_number(name, value, minimum=1):
     """``value`` as an int; a ValueError naming ``name`` unless it is a whole number (not a
@@ -47,6 +45,8 @@ def class_labels(labels, num_classes):
 def unit_images(x, what="images"):
     """``x`` (float), computed only after every value is checked to be finite and in
     ``[0, 1]`` (`tfflows.checks.in_range`); the error says ``what`` must be so."""
+    from tfflows.checks import in_range
+
     return in_range(x, 0.0, 1.0, f"{what} must be finite values in [0, 1]")
 
 

@@ -126,11 +126,7 @@ def load_model(name_or_path, compile=True):
 
     from zoo.models.contract import ZooModel
 
-    path = model_file(name_or_path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model file at {path!r} (a .keras file from `zoo train`).")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not a .keras file: not a zip archive (truncated or corrupt?).")
+    path = checked_model_file(name_or_path)
     try:
         model = keras.saving.load_model(path, compile=compile)
     except Exception as error:  # Keras reports a damaged archive in many ways
@@ -145,6 +141,21 @@ def load_model(name_or_path, compile=True):
     if not model.compiled:
         model.compile(**model.compile_defaults())
     return model
+
+
+def checked_model_file(name_or_path):
+    """`model_file`, checked to be a file and a zip archive (a ``.keras`` file's container),
+    without TensorFlow.
+
+    Raises:
+      FileNotFoundError, ValueError: no such file or preset, or not a zip archive.
+    """
+    path = model_file(name_or_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at {path!r} (a .keras file from `zoo train`).")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras file: not a zip archive (truncated or corrupt?).")
+    return path
 
 
 def model_file(name_or_path):

@@ -15,10 +15,6 @@ from zoo.training.preemption import Interrupted, signal_name
 KEPT = "the previous checkpoint is intact"
 
 
-class TrainingDiverged(RuntimeError):
-    """Training stopped because its steps kept having a non-finite loss or gradient."""
-
-
 def save_atomically(model, path, kept=None):
     """``model.save(path)`` through a temporary file in the same folder, renamed into place; a
     file system error is a `zoo.storage.WriteFailed` naming ``path`` (``kept``: what it left
@@ -164,8 +160,17 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 class PhaseProgress(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, counting epochs up to ``last_epoch``: a ``fit`` that only finishes
-    an epoch left part-done still shows ``Epoch 3/30``, not ``Epoch 3/3``."""
+    """Keras' progress bar, counting epochs up to ``last_epoch`` (a ``fit`` that only finishes
+    an epoch left part-done still shows ``Epoch 3/30``, not ``Epoch 3/3``), ending each epoch
+    with the steps it trained and their own time (`TimeBudget`'s ``steps`` and
+    ``seconds_per_step``).
+
+    Keras' own end-of-epoch line counts the planned steps and divides the epoch's time,
+    validation included, by them: a run that its time budget stopped after 384 of 938 steps
+    printed ``938/938 - 654s - 697ms/step``. This one prints ``384/938 steps (time budget) -
+    650s - 1.69s/step`` and the skipped steps as a count; a progress bar (a terminal) ends at
+    the step it reached.
+    """
 
     def __init__(self, last_epoch):
         super().__init__()
@@ -173,6 +178,36 @@ class PhaseProgress(keras.callbacks.ProgbarLogger):
 
     def set_params(self, params):
         super().set_params({**params, "epochs": self.last_epoch})
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        steps, per_step = logs.pop("steps", None), logs.pop("seconds_per_step", None)
+        if not steps or self.target is None:
+            return super().on_epoch_end(epoch, logs)
+        steps = round(steps)
+        planned = self.target + steps - self.seen  # the steps before a resume count too
+        if self.verbose == 1:
+            self.target = self.progbar.target = self.seen  # ends the bar where it stopped
+            super().on_epoch_end(epoch, logs)
+            self.target = self.progbar.target = planned - steps + self.seen
+        elif self.verbose == 2:
+            print(epoch_line(steps, planned, self.seen * per_step, per_step, logs), flush=True)
+
+
+def epoch_line(steps, planned, seconds, seconds_per_step, logs):
+    """``384/938 steps (time budget) - 650s - 1.69s/step - loss: 1.2345 - skipped_steps: 0``:
+    ``steps`` trained of ``planned``, in ``seconds`` of training (of the steps timed in this
+    process: a resumed epoch's first steps ran before it)."""
+    stopped = " (time budget)" if steps < planned else ""
+    per = f"{seconds_per_step:.2f}s" if seconds_per_step >= 1 else f"{1e3 * seconds_per_step:.0f}ms"
+    took = f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    parts = [f"{steps}/{planned} steps{stopped}", took, f"{per}/step"]
+    for key, value in logs.items():
+        if key.endswith("skipped_steps"):
+            parts.append(f"{key}: {value:g}")
+        elif isinstance(value, int | float):
+            parts.append(f"{key}: {value:.4f}" if abs(value) >= 1e-3 else f"{key}: {value:.4e}")
+    return " - ".join(parts)
 
 
 class SkippedStepsGuard(keras.callbacks.Callback):
@@ -224,14 +259,18 @@ class TimeBudget(keras.callbacks.Callback):
     so that checkpoints, pictures and logs written at the end of an epoch fall outside). It
     bounds the budget and the speed. Also measures steady-state speed: ``steady_batches``
     batches in ``steady_seconds``, counted from the end of the first batch, so that tracing the
-    train step is left out. ``clock``: the time in seconds, `time.perf_counter` by default (a
-    test gives its own).
+    train step is left out; and logs at each epoch's end the ``steps`` it trained (with
+    ``first_step`` steps done before a resume, in the first epoch) and their
+    ``seconds_per_step`` (training time over the steps trained here). ``clock``: the time in
+    seconds, `time.perf_counter` by default (a test gives its own).
     """
 
-    def __init__(self, seconds=float("inf"), clock=time.perf_counter):
+    def __init__(self, seconds=float("inf"), clock=time.perf_counter, first_step=0):
         super().__init__()
         self.seconds = seconds
         self.clock = clock
+        self.first_step = first_step
+        self.epoch_batches, self.epoch_start, self.epoch_seconds = 0, None, None
         self.batches = 0
         self.elapsed = 0.0
         self.steady_batches = 0
@@ -244,6 +283,7 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
         self.batches += 1
+        self.epoch_batches += 1
         if self.batches == 1:
             self.first_batch_end = now
         else:
@@ -258,6 +298,11 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._pause()
+        if logs is not None and self.epoch_batches:
+            # A float, as every logged figure (a resume rewrites history.csv from floats).
+            logs["steps"] = float(self.first_step + self.epoch_batches)
+            logs["seconds_per_step"] = self.epoch_seconds / self.epoch_batches
+        self.first_step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._paused is not None:
@@ -266,10 +311,13 @@ class TimeBudget(keras.callbacks.Callback):
             if hasattr(self, "first_batch_end"):
                 self.first_batch_end += paused
             self._paused = None
+        self.epoch_batches, self.epoch_start, self.epoch_seconds = 0, self.clock(), None
 
     def _pause(self):
         if self._paused is None:
             self._paused = self.clock()
+            if self.epoch_seconds is None and self.epoch_start is not None:
+                self.epoch_seconds = self._paused - self.epoch_start
 
 
 class PicturesToTensorBoard(keras.callbacks.Callback):

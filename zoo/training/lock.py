@@ -52,10 +52,7 @@ class FolderLock:
         except BlockingIOError:
             holder = _describe(os.read(fd, 4096))
             os.close(fd)
-            raise FolderInUse(
-                f"{self.folder} is in use by another run ({holder}); wait for it to end, or "
-                "choose another --out."
-            ) from None
+            raise FolderInUse(_in_use(self.folder, holder)) from None
         except OSError as error:
             if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 os.close(fd)
@@ -86,6 +83,30 @@ class FolderLock:
         if self.created and os.listdir(self.folder) == [LOCK]:
             os.remove(self.path)
             os.rmdir(self.folder)
+
+
+def check_free(folder):
+    """Raises `FolderInUse` when a live run holds ``folder``; writes nothing (the command line
+    asks before it imports TensorFlow; the run takes the lock itself)."""
+    try:
+        fd = os.open(os.path.join(folder, LOCK), os.O_RDONLY)
+    except OSError:
+        return  # no lock file: no run has held the folder, or it cannot be read (the run says)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise FolderInUse(_in_use(folder, _describe(os.read(fd, 4096)))) from None
+    except OSError:
+        pass  # cannot lock here: the run warns
+    finally:
+        os.close(fd)
+
+
+def _in_use(folder, holder):
+    return (
+        f"{folder} is in use by another run ({holder}); wait for it to end, or choose another "
+        "--out."
+    )
 
 
 def _describe(content):

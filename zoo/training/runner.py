@@ -35,6 +35,7 @@ from zoo import plots, registry
 from zoo.serving import export, presets
 from zoo.storage import write_json, writing
 from zoo.training import callbacks, distribute, precision, resume, statistics
+from zoo.training.errors import TrainingDiverged
 from zoo.training.lock import FolderLock
 from zoo.training.preemption import Preemption
 from zoo.training.schedule import LearningRateSchedule
@@ -338,7 +339,7 @@ class Run:
         self.checkpoint.on_saved, self.checkpoint.on_step_saved = on_saved, on_step_saved
         while state.phase_epoch < phase.epochs and state.phase_seconds < share:
             spent = state.phase_seconds
-            timer = callbacks.TimeBudget(share - spent)
+            timer = callbacks.TimeBudget(share - spent, first_step=state.step)
             self.budgets.append(timer)
             schedule.timer, schedule.spent = timer, spent
             first = state.step
@@ -369,11 +370,9 @@ class Run:
             finally:
                 self.preemption.armed = False
             if self.guard.failure:
-                raise callbacks.TrainingDiverged(f"{self.guard.failure}. Nothing was exported.")
+                raise TrainingDiverged(f"{self.guard.failure}. Nothing was exported.")
             if callbacks.non_finite_variables(model):
-                raise callbacks.TrainingDiverged(
-                    "training made weights NaN or inf; nothing exported"
-                )
+                raise TrainingDiverged("training made weights NaN or inf; nothing exported")
             if not first or timer.elapsed >= timer.seconds:  # the phase's last fit, or out of time
                 break
         if len(self.phases) > 1:

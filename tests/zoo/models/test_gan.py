@@ -125,7 +125,6 @@ def test_a_wgan_gp_critic_reaches_the_wasserstein_distance_with_unit_slope():
         .map(lambda _: tf.random.normal([512, 2]))
     )
     model.fit(real, steps_per_epoch=1200, epochs=1, verbose=0)
-    np.testing.assert_array_equal(generator.get_weights()[0], np.eye(2))
     scores = [tf.reduce_mean(model.discriminate(t)) for t in (x, fake)]
     estimate = float(scores[0] - scores[1])
     assert 1.95 < estimate < 2.3, estimate

@@ -74,11 +74,9 @@ from zoo.models import checks
 from zoo.models.contract import DataSpec, Phase, RunPlan, ZooModel
 from zoo.models.noise import standard_normal, tfp_seed
 from zoo.models.transflow.saved_model_flow import SavedModelFlow, class_prior, load_flow
+from zoo.models.transflow.variances import BASE_VARIANCE, VARIANCES
 
 tfd = tfp.distributions
-
-VARIANCES = ("fixed", "estimate")
-BASE_VARIANCE = {"normal": 1.0, "logistic": math.pi**2 / 3.0}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
