@@ -453,6 +453,9 @@ def build_parser():
     return parser
 
 
+DATA_SUFFIXES = (".npz", ".bz2", ".gz", "-ubyte", ".idx")
+
+
 def configure(args):
     """Everything that can be checked before TensorFlow is imported, arguments first: the
     command's own (``args.check``), a run's `RunConfig` (``args.config``, checked: the counts,
@@ -476,9 +479,6 @@ def configure(args):
     if dataset and not os.path.exists(os.path.expanduser(dataset)):
         if dataset.startswith(("./", "../", "/", "~")) or dataset.endswith(DATA_SUFFIXES):
             raise FileNotFoundError(f"--dataset {dataset}: no such file or folder.")
-
-
-DATA_SUFFIXES = (".npz", ".bz2", ".gz", "-ubyte", ".idx")
 
 
 def run(argv=None):

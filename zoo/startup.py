@@ -57,7 +57,10 @@ def import_tensorflow():
         return
     asked = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    level = int(asked) if asked and asked.strip().isdigit() else 3 if asked is None else 0
+    if asked is None:
+        level = 3
+    else:
+        level = int(asked) if asked.strip().isdigit() else 0
     with _stderr_filtered(level) if level > 0 else contextlib.nullcontext():
         import keras  # noqa: F401
         import tensorflow

@@ -187,9 +187,10 @@ class PhaseProgress(keras.callbacks.ProgbarLogger):
         steps = round(steps)
         planned = self.target + steps - self.seen  # the steps before a resume count too
         if self.verbose == 1:
-            self.target = self.progbar.target = self.seen  # ends the bar where it stopped
+            target, self.target = self.target, self.seen  # ends the bar where it stopped
+            self.progbar.target = self.seen
             super().on_epoch_end(epoch, logs)
-            self.target = self.progbar.target = planned - steps + self.seen
+            self.target = target
         elif self.verbose == 2:
             print(epoch_line(steps, planned, self.seen * per_step, per_step, logs), flush=True)
 
