@@ -115,10 +115,31 @@ class VariationalDequantizer(keras.layers.Layer):
     (resumable, different on each replica: `tfflows.noise.step_seed`). Arithmetic is float32;
     the networks follow the dtype policy.
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    import tfflows
+
+    dequantizer = tfflows.VariationalDequantizer([8, 8, 1], num_levels=17, filters=8, seed=0)
+    levels = tf.random.uniform([2, 8, 8, 1], maxval=17, dtype=tf.int32)
+    u, log_q = dequantizer(tf.cast(levels, tf.float32))  # u in [0, 1), log q(u | x) per image
+    y = (tf.cast(levels, tf.float32) + u) / 17.0  # what the flow scores
+    log_q  # [0., 0.]: q starts as U[0, 1)
+    ```
+
+    #### References
+
+    1. Jonathan Ho, Xi Chen, Aravind Srinivas, Yan Duan and Pieter Abbeel. Flow++: Improving
+       Flow-Based Generative Models with Variational Dequantization and Architecture Design. In
+       *Proceedings of the 36th International Conference on Machine Learning (ICML)*, 2019.
+       [arXiv:1902.00275](https://arxiv.org/abs/1902.00275).
+
     Args:
       event_shape: ``[H, W, C]`` of the images.
       num_levels: ``K``, the data's levels.
-      filters, num_blocks: width and residual blocks of the context net and each conditioner.
+      filters: width of the context net and of each conditioner.
+      num_blocks: residual blocks of the context net and of each conditioner.
       num_couplings: couplings of ``q``.
       seed: the noise generator's seed.
     """

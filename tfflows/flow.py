@@ -45,6 +45,38 @@ class Flow(keras.Model):
     ``sample(n, context=c)`` and ``fit(x, c)`` take it; integer class labels ``[batch]`` are
     one-hot encoded to ``context_size`` classes.
 
+    #### Examples
+
+    RealNVP on 2-D points: affine couplings on alternating halves, batch norm between:
+
+    ```python
+    import keras
+    import numpy as np
+    import tfflows
+    from tfflows import bijectors, masks, nets
+
+    layers = []
+    for i in range(4):
+        layers.append(bijectors.AffineCoupling(masks.half(2, parity=i % 2), nets.MLP([32, 32], 2)))
+        layers.append(bijectors.BatchNorm([2]))
+    flow = tfflows.Flow(layers[:-1], event_shape=[2])
+    flow.compile(optimizer=keras.optimizers.Adam(1e-3))
+    points = np.random.default_rng(0).normal(size=(512, 2)).astype("float32")
+    flow.fit(points, batch_size=128, epochs=2, verbose=0)  # maximum likelihood
+    flow.log_prob(points[:4])  # [4], nats
+    x, log_prob = flow.sample_and_log_prob(3, temperature=0.7, seed=[1, 2])  # one forward pass
+    ```
+
+    #### References
+
+    1. Danilo Jimenez Rezende and Shakir Mohamed. Variational Inference with Normalizing Flows. In
+       *Proceedings of the 32nd International Conference on Machine Learning (ICML)*, 2015.
+       [arXiv:1505.05770](https://arxiv.org/abs/1505.05770).
+    2. George Papamakarios, Eric Nalisnick, Danilo Jimenez Rezende, Shakir Mohamed and Balaji
+       Lakshminarayanan. Normalizing Flows for Probabilistic Modeling and Inference. *Journal of
+       Machine Learning Research*, 22(57):1-64, 2021.
+       [arXiv:1912.02762](https://arxiv.org/abs/1912.02762).
+
     Args:
       bijectors: list of bijectors, data side first. Bijectors without `get_config` (e.g. TFP's
         own) work, but the model can then not be saved to `.keras`.

@@ -106,6 +106,13 @@ MODELS = (
         "MAF: masked autoregressive transforms (MADE) on the flattened image, for vector data",
     ),
     Entry(
+        "iaf",
+        "zoo.models.flows:MAF",
+        "density",
+        "IAF: MAF's transforms the other way; one pass to sample, one per pixel to score",
+        {"fast": "forward"},
+    ),
+    Entry(
         "dcgan",
         "zoo.models.gan:DCGAN",
         "generation",

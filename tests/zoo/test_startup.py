@@ -127,6 +127,23 @@ def test_tensorflow_start_up_lines_are_held_back_unless_the_environment_asks(tmp
     assert [line for line in loud.stderr.splitlines() if not startup.kept(line, 1)], loud.stderr
 
 
+def test_the_families_register_after_the_import_that_brought_keras_in(tmp_path):
+    """``import zoo, tfflows``: Keras arrives from inside ``tfflows/__init__.py``; the families
+    (which import tfflows) register once tfflows has finished, not while it is half-made."""
+    script = textwrap.dedent(
+        """
+        import warnings
+        warnings.filterwarnings("error", message="zoo: ")
+        import zoo, tfflows
+        import keras
+        print(keras.saving.get_registered_object("zoo>RealNVP").__module__)
+        """
+    )
+    run = _python(["-c", script], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["zoo.models.flows.realnvp"], run.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     "line, shown_from",
     [

@@ -143,6 +143,50 @@ class FlowBijector(tfp.bijectors.Bijector):
     (`get_config`, Keras objects in it serialized), and an unnamed bijector is named after its
     class, ``affine_coupling_3`` (`unique_name`). Weights are created in the constructor, in
     Keras layers listed by ``keras_layers``; a `.keras` file restores them by position.
+
+    #### Examples
+
+    A learned shift ``y = x + b``, the smallest bijector with weights of its own:
+
+    ```python
+    import keras
+    import tensorflow as tf
+    from tfflows import bijectors
+
+
+    @keras.saving.register_keras_serializable(package="docs_example")
+    class Shift(bijectors.FlowBijector):
+        def __init__(self, event_size, validate_args=False, name=None):
+            self._event_shape = (int(event_size),)
+            self._state = bijectors.BijectorWeights({"shift": {"shape": [int(event_size)]}})
+            super().__init__(
+                forward_min_event_ndims=1,
+                is_constant_jacobian=True,
+                validate_args=validate_args,
+                name=name,
+            )
+
+        def _forward(self, x):
+            return x + tf.cast(self._state.shift, x.dtype)
+
+        def _inverse(self, y):
+            return y - tf.cast(self._state.shift, y.dtype)
+
+        def _forward_log_det_jacobian(self, x):
+            return tf.zeros([], x.dtype)
+
+
+    shift = Shift(3)
+    shift.get_config()  # {"event_size": 3, "validate_args": False, "name": "shift_1"}
+    shift.keras_layers  # [its BijectorWeights layer]: tfflows.Flow trains and saves it
+    shift.inverse(shift.forward(tf.ones([2, 3])))  # ones again; [2, 4] inputs: ValueError
+    ```
+
+    #### References
+
+    1. Joshua V. Dillon, Ian Langmore, Dustin Tran, Eugene Brevdo, Srinivas Vasudevan, Dave Moore,
+       Brian Patton, Alex Alemi, Matt Hoffman and Rif A. Saurous. TensorFlow Distributions.
+       [arXiv:1711.10604](https://arxiv.org/abs/1711.10604), 2017.
     """
 
     _event_shape = None

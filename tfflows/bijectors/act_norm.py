@@ -34,6 +34,26 @@ class ActNorm(FlowBijector):
     initialization is held and kept across replicas, skipped steps and saved files:
     `tfflows.bijectors._data_init`.
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors
+
+    actnorm = bijectors.ActNorm([8, 8, 3])
+    images = 5.0 * tf.random.normal([16, 8, 8, 3]) + 2.0
+    z = actnorm.inverse(images, training=True)  # the first training batch initializes s, b
+    actnorm.initialized  # True
+    tf.debugging.assert_near(tf.reduce_mean(z, axis=[0, 1, 2]), tf.zeros([3]), atol=1e-4)
+    actnorm.inverse_log_det_jacobian(images, event_ndims=3)  # 64 * sum(s), as for any batch
+    ```
+
+    #### References
+
+    1. Diederik P. Kingma and Prafulla Dhariwal. Glow: Generative Flow with Invertible 1x1
+       Convolutions. In *Advances in Neural Information Processing Systems 31 (NeurIPS)*, 2018.
+       [arXiv:1807.03039](https://arxiv.org/abs/1807.03039).
+
     Args:
       event_shape: ``[D]`` or ``[H, W, C]``.
       validate_args: also check inputs for NaN / Inf at run time.

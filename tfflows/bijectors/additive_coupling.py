@@ -26,6 +26,26 @@ class AdditiveCoupling(Coupling):
 
     so the bijector is volume preserving and ``is_constant_jacobian``.
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors, masks, nets
+
+    mask = masks.alternating(6)  # even units condition, odd units are shifted
+    coupling = bijectors.AdditiveCoupling(mask, nets.MLP([32, 32], mask.transformed_shape[-1]))
+    x = tf.random.normal([4, 6])
+    y = coupling.forward(x)
+    tf.debugging.assert_near(coupling.inverse(y), x)
+    coupling.forward_log_det_jacobian(x, event_ndims=1)  # 0.0: volume preserving
+    ```
+
+    #### References
+
+    1. Laurent Dinh, David Krueger and Yoshua Bengio. NICE: Non-linear Independent Components
+       Estimation. In *International Conference on Learning Representations (ICLR), Workshop
+       Track*, 2015. [arXiv:1410.8516](https://arxiv.org/abs/1410.8516).
+
     Args:
       mask: a `tfflows.masks.Mask` (or its config) fixing the event shape and the split.
       conditioner: Keras layer mapping ``[batch, *mask.conditioning_shape]`` to

@@ -34,6 +34,29 @@ class BatchNorm(FlowBijector):
     TFP's ``tfb.BatchNormalization`` wraps a tf_keras layer and cannot hold Keras 3 state; this
     bijector keeps its state in a `BijectorWeights` layer instead.
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors
+
+    bn = bijectors.BatchNorm([2])
+    y = tf.random.normal([256, 2]) * [1.0, 10.0] + [0.0, 5.0]
+    x = bn.inverse(y)  # training (the default): batch statistics; moves the running averages
+    tf.debugging.assert_near(tf.math.reduce_std(x, axis=0), [1.0, 1.0], atol=1e-2)
+    x_eval = bn.inverse(y, training=False)  # the running averages
+    bn.forward(x_eval)  # sampling always uses the running averages
+    ```
+
+    #### References
+
+    1. Laurent Dinh, Jascha Sohl-Dickstein and Samy Bengio. Density estimation using Real NVP. In
+       *International Conference on Learning Representations (ICLR)*, 2017.
+       [arXiv:1605.08803](https://arxiv.org/abs/1605.08803).
+    2. Sergey Ioffe and Christian Szegedy. Batch Normalization: Accelerating Deep Network Training
+       by Reducing Internal Covariate Shift. In *Proceedings of the 32nd International Conference
+       on Machine Learning (ICML)*, 2015. [arXiv:1502.03167](https://arxiv.org/abs/1502.03167).
+
     Args:
       event_shape: shape of one event: ``[D]`` or ``[H, W, C]``.
       momentum: decay of the running averages. The default, 0.9, is lower than Keras' 0.99:

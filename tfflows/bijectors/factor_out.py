@@ -28,6 +28,29 @@ class FactorOut(FlowBijector):
     variables at their own resolution. Inner bijectors that take ``training`` or a ``context``
     get them.
 
+    #### Examples
+
+    One scale of a multi-scale flow on ``[8, 8, 4]``: a coupling on the kept two channels, the
+    other two sent straight to the latent:
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors, masks, nets
+
+    mask = masks.checkerboard((8, 8, 2))
+    inner = [bijectors.AffineCoupling(mask, nets.ResNet(16, 1, 2 * 2))]
+    scale = bijectors.FactorOut(inner, [8, 8, 4])
+    x = tf.random.normal([3, 8, 8, 4])
+    z, log_det = scale.inverse_and_log_det(x, event_ndims=3)
+    tf.debugging.assert_near(z[..., 2:], x[..., 2:])  # the factored-out half is unchanged
+    ```
+
+    #### References
+
+    1. Laurent Dinh, Jascha Sohl-Dickstein and Samy Bengio. Density estimation using Real NVP. In
+       *International Conference on Learning Representations (ICLR)*, 2017.
+       [arXiv:1605.08803](https://arxiv.org/abs/1605.08803).
+
     Args:
       bijectors: inner bijectors, data side first, mapping ``[H, W, C - C // 2]`` to itself.
       event_shape: ``[H, W, C]``, with ``C >= 2``.

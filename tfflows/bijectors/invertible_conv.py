@@ -35,6 +35,25 @@ class InvertibleConv1x1(FlowBijector):
     parametrizations compute the same function of ``W``. The matrix arithmetic is in the
     input's dtype (float32 in a `tfflows.Flow`) whatever the dtype policy.
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors
+
+    conv = bijectors.InvertibleConv1x1([8, 8, 4], lu_decomposed=True, seed=0)
+    images = tf.random.normal([2, 8, 8, 4])
+    z, log_det = conv.inverse_and_log_det(images, event_ndims=3)  # 64 * log|det W|
+    tf.debugging.assert_near(conv.forward(z), images, atol=1e-4)
+    conv.matrix().shape  # [4, 4]
+    ```
+
+    #### References
+
+    1. Diederik P. Kingma and Prafulla Dhariwal. Glow: Generative Flow with Invertible 1x1
+       Convolutions. In *Advances in Neural Information Processing Systems 31 (NeurIPS)*, 2018.
+       [arXiv:1807.03039](https://arxiv.org/abs/1807.03039).
+
     Args:
       event_shape: ``[H, W, C]`` or ``[C]``.
       lu_decomposed: learn ``W`` through its LU decomposition.

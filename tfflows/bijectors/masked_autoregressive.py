@@ -47,12 +47,50 @@ class MaskedAutoregressive(FlowBijector):
     conditional: each call then takes a ``context`` ``[batch, context_size]``, which feeds
     every parameter.
 
+    #### Examples
+
+    A MAF layer (density in one pass) and an IAF layer (sampling in one pass) on 5-dimensional
+    vectors, each with its own MADE:
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors, nets
+
+    maf = bijectors.MaskedAutoregressive(nets.MADE(5, 2, [32, 32]), fast="inverse")
+    x = tf.random.normal([8, 5])
+    z, log_det = maf.inverse_and_log_det(x, event_ndims=1)  # one MADE pass
+    tf.debugging.assert_near(maf.forward(z), x, atol=1e-5)  # 5 passes, unit by unit
+
+    iaf = bijectors.MaskedAutoregressive(
+        nets.MADE(5, 23, [32], order="reversed"), transform="spline", fast="forward", bins=8
+    )
+    samples = iaf.forward(tf.random.normal([8, 5]))  # one pass
+    ```
+
+    #### References
+
+    1. George Papamakarios, Theo Pavlakou and Iain Murray. Masked Autoregressive Flow for Density
+       Estimation. In *Advances in Neural Information Processing Systems 30 (NeurIPS)*, 2017.
+       [arXiv:1705.07057](https://arxiv.org/abs/1705.07057).
+    2. Diederik P. Kingma, Tim Salimans, Rafal Jozefowicz, Xi Chen, Ilya Sutskever and Max
+       Welling. Improved Variational Inference with Inverse Autoregressive Flow. In *Advances in
+       Neural Information Processing Systems 29 (NeurIPS)*, 2016.
+       [arXiv:1606.04934](https://arxiv.org/abs/1606.04934).
+    3. Mathieu Germain, Karol Gregor, Iain Murray and Hugo Larochelle. MADE: Masked Autoencoder
+       for Distribution Estimation. In *Proceedings of the 32nd International Conference on
+       Machine Learning (ICML)*, 2015. [arXiv:1502.03509](https://arxiv.org/abs/1502.03509).
+    4. Conor Durkan, Artur Bekasov, Iain Murray and George Papamakarios. Neural Spline Flows. In
+       *Advances in Neural Information Processing Systems 32 (NeurIPS)*, 2019.
+       [arXiv:1906.04032](https://arxiv.org/abs/1906.04032).
+
     Args:
       made: a `tfflows.nets.MADE` with ``params_per_unit`` 2 (affine) or ``3 * bins - 1``
         (spline).
       transform: ``"affine"`` or ``"spline"``.
       fast: ``"inverse"`` (MAF) or ``"forward"`` (IAF): the direction that takes one pass.
-      bins, bound: the spline's bins and interval ``[-bound, bound]`` (spline only).
+      bins: the spline's number of bins (spline only).
+      bound: the half-width of the interval ``[-bound, bound]`` the spline covers (spline
+        only).
       validate_args: also check inputs for NaN / Inf at run time.
       name: bijector name; unique by default.
     """

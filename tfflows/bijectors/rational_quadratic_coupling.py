@@ -34,6 +34,29 @@ class RationalQuadraticCoupling(Coupling):
     conditioner's compute dtype (float64 for float64 inputs), the log-det in the input dtype.
     A conditioner whose last layer starts at zero makes the coupling start as the identity.
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors, masks, nets
+
+    bins = 8
+    mask = masks.half(4)
+    net = nets.MLP([32], (3 * bins - 1) * mask.transformed_shape[-1])
+    spline = bijectors.RationalQuadraticCoupling(mask, net, bins=bins, bound=3.0)
+    x = tf.random.normal([8, 4])
+    y, log_det = spline.forward_and_log_det(x, event_ndims=1)
+    tf.debugging.assert_near(spline.inverse(y), x, atol=1e-5)
+    ```
+
+    #### References
+
+    1. Conor Durkan, Artur Bekasov, Iain Murray and George Papamakarios. Neural Spline Flows. In
+       *Advances in Neural Information Processing Systems 32 (NeurIPS)*, 2019.
+       [arXiv:1906.04032](https://arxiv.org/abs/1906.04032).
+    2. John A. Gregory and Richard Delbourgo. Piecewise Rational Quadratic Interpolation to
+       Monotonic Data. *IMA Journal of Numerical Analysis*, 2(2):123-130, 1982.
+
     Args:
       mask: a `tfflows.masks.Mask` (or its config) fixing the event shape and the split.
       conditioner: Keras layer mapping ``[batch, *mask.conditioning_shape]`` to

@@ -24,6 +24,27 @@ class Scaling(FlowBijector):
     flow whose data reach the top far from the base's scale then does not spend its first
     epochs learning the scale.
 
+    #### Examples
+
+    NICE's top layer over flattened 8x8 images, its scale started from the first training batch:
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors
+
+    scaling = bijectors.Scaling([64], data_init=True)
+    y = 3.0 * tf.random.normal([32, 64])
+    x = scaling.inverse(y, training=True)  # sets s = log std(y): x has unit variance
+    tf.debugging.assert_near(tf.math.reduce_std(x), 1.0, atol=0.05)
+    scaling.forward_log_det_jacobian(x, event_ndims=1)  # sum(s), about 64 log 3
+    ```
+
+    #### References
+
+    1. Laurent Dinh, David Krueger and Yoshua Bengio. NICE: Non-linear Independent Components
+       Estimation. In *International Conference on Learning Representations (ICLR), Workshop
+       Track*, 2015. [arXiv:1410.8516](https://arxiv.org/abs/1410.8516).
+
     Args:
       event_shape: shape of one event; ``s`` has this shape.
       data_init: initialize ``s`` from the first training batch.

@@ -42,6 +42,25 @@ class Squeeze(FlowBijector):
     It only permutes values, so ``J`` is a permutation matrix and ``log|det J| = 0``. The channel
     index after squeezing is ``(2 * di + dj) * C + c`` (as ``tf.nn.space_to_depth``).
 
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors
+
+    squeeze = bijectors.Squeeze()
+    images = tf.random.normal([2, 28, 28, 1])
+    squeeze.inverse(images).shape  # [2, 14, 14, 4]: space-to-depth
+    squeeze.inverse_event_shape([28, 28, 1])  # [14, 14, 4]
+    tf.debugging.assert_equal(squeeze.forward(squeeze.inverse(images)), images)
+    ```
+
+    #### References
+
+    1. Laurent Dinh, Jascha Sohl-Dickstein and Samy Bengio. Density estimation using Real NVP. In
+       *International Conference on Learning Representations (ICLR)*, 2017.
+       [arXiv:1605.08803](https://arxiv.org/abs/1605.08803).
+
     Raises:
       ValueError: for odd H or W on the way to space-to-depth, a channel count that is not a
         multiple of 4 on the way to depth-to-space, or inputs of rank < 3.
@@ -111,6 +130,23 @@ class Unsqueeze(Squeeze):
     """The mirror of `Squeeze`: inverse (data -> latent) is depth-to-space.
 
     Ends a squeezed scale inside `FactorOut`, so that the scale maps its input shape to itself.
+
+    #### Examples
+
+    ```python
+    import tensorflow as tf
+    from tfflows import bijectors
+
+    unsqueeze = bijectors.Unsqueeze()
+    latents = tf.random.normal([2, 4, 4, 8])
+    unsqueeze.inverse(latents).shape  # [2, 8, 8, 2]: depth-to-space
+    ```
+
+    #### References
+
+    1. Laurent Dinh, Jascha Sohl-Dickstein and Samy Bengio. Density estimation using Real NVP. In
+       *International Conference on Learning Representations (ICLR)*, 2017.
+       [arXiv:1605.08803](https://arxiv.org/abs/1605.08803).
     """
 
     def _inverse(self, y):

@@ -18,7 +18,7 @@ in three groups, one class each:
   ``headline``, ``write_artifacts``.
 
 A simple model implements ``serving_endpoints`` and, where its defaults do not fit,
-``from_data``, ``compile_defaults`` and ``headline``: docs/adding_a_model.md walks through one.
+``from_data``, ``compile_defaults`` and ``headline``: docs/adding-a-model.md walks through one.
 """
 
 import dataclasses

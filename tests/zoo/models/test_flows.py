@@ -26,6 +26,9 @@ SMALL = {
         shape, k, num_scales=2, steps_per_scale=1, filters=8, coupling="spline", bins=4, **kw
     ),
     "maf": lambda shape, k, **kw: flows.MAF(shape, k, num_layers=2, hidden_units=(32,), **kw),
+    "iaf": lambda shape, k, **kw: flows.MAF(
+        shape, k, num_layers=2, hidden_units=(32,), fast="forward", **kw
+    ),
 }
 
 
@@ -151,8 +154,9 @@ def test_evaluate_is_the_per_example_mean_whatever_the_batch_size():
         np.testing.assert_allclose(f["bits_per_dim"], figures[0]["bits_per_dim"], rtol=1e-5)
 
 
-# The spline Glow and MAF run them class-conditional (tests/zoo/models/test_conditional_flows.py).
-@pytest.mark.parametrize("kind", sorted(set(SMALL) - {"nsf", "maf"}))
+# The spline Glow and MAF (the IAF is its class) run them class-conditional
+# (tests/zoo/models/test_conditional_flows.py).
+@pytest.mark.parametrize("kind", sorted(set(SMALL) - {"nsf", "maf", "iaf"}))
 def test_shared_model_checks(kind, tmp_path):
     batch = images((8, 8, 1), n=8)
     ModelChecks(

@@ -1,4 +1,5 @@
-"""MAF (Papamakarios, Pavlakou and Murray, 2017): masked autoregressive transforms on vectors."""
+"""MAF (Papamakarios, Pavlakou and Murray, 2017) and IAF (Kingma et al., 2016): masked
+autoregressive transforms on vectors."""
 
 import math
 
@@ -9,6 +10,7 @@ from zoo.models.checks import positive_number, whole_number, whole_numbers
 from zoo.models.flows.image_flow import ImageFlow, coupling_context, flatten, logit_alpha
 
 TRANSFORMS = ("affine", "spline")
+FAST = ("inverse", "forward")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -31,6 +33,13 @@ class MAF(ImageFlow):
     rational-quadratic spline (an autoregressive neural spline flow, Durkan et al. 2019).
     Density evaluation (training) takes one pass per layer; sampling inverts each layer unit by
     unit, ``D`` passes per layer: slow for images, which is the MAF trade-off.
+
+    ``fast="forward"`` is the IAF (Kingma, Salimans, Jozefowicz, Chen, Sutskever and Welling,
+    "Improved Variational Inference with Inverse Autoregressive Flow", NeurIPS 2016): the same
+    transforms run the other way, ``x_i = z_i exp(s_i(z_<i)) + m_i(z_<i)``, so sampling takes
+    one MADE pass per layer and scoring an image ``D``. Use the MAF to score images (and to
+    train by maximum likelihood, which scores every batch); use the IAF where sampling is the
+    hot path and scoring is rare (``bench/inference.py`` measures both).
     ``num_classes > 0`` makes it class-conditional (`ImageFlow`): each MADE also takes the
     one-hot class, which feeds every hidden unit.
 
@@ -40,6 +49,7 @@ class MAF(ImageFlow):
       num_layers: autoregressive transforms.
       hidden_units: each MADE's hidden widths.
       transform: ``"affine"`` or ``"spline"``.
+      fast: ``"inverse"`` (MAF: one pass to score) or ``"forward"`` (IAF: one pass to sample).
       bins, bound: the spline transforms' ``K`` and ``B``.
       batch_norm: put `BatchNorm` bijectors between the transforms.
       alpha: the logit's margin.
@@ -54,6 +64,7 @@ class MAF(ImageFlow):
         num_layers=5,
         hidden_units=(1024,),
         transform="affine",
+        fast="inverse",
         bins=8,
         bound=3.0,
         batch_norm=True,
@@ -64,6 +75,9 @@ class MAF(ImageFlow):
     ):
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}.")
+        if fast not in FAST:
+            raise ValueError(f"fast must be one of {FAST} (MAF, IAF), got {fast!r}.")
+        self.fast = fast
         self.num_layers = whole_number("num_layers", num_layers)
         self.hidden_units = list(whole_numbers("hidden_units", hidden_units))
         if not self.hidden_units:
@@ -94,7 +108,9 @@ class MAF(ImageFlow):
                 dtype=kwargs.get("dtype"),
             )
             layers.append(
-                bijectors.MaskedAutoregressive(made, transform, bins=self.bins, bound=self.bound)
+                bijectors.MaskedAutoregressive(
+                    made, transform, bins=self.bins, bound=self.bound, fast=fast
+                )
             )
             if self.batch_norm and i < self.num_layers - 1:
                 layers.append(bijectors.BatchNorm([dims]))
@@ -113,6 +129,7 @@ class MAF(ImageFlow):
             "num_layers": self.num_layers,
             "hidden_units": self.hidden_units,
             "transform": self.transform,
+            "fast": self.fast,
             "bins": self.bins,
             "bound": self.bound,
             "batch_norm": self.batch_norm,
