@@ -49,14 +49,14 @@ from zoo import registry
 from zoo.data import DataInfo
 from zoo.serving import export
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.serving import Servable  # TF Serving's Predict path, emulated
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tests.serving import Servable  # noqa: E402  (TF Serving's Predict path, emulated)
 
 tf.get_logger().setLevel("ERROR")  # the emulated warm-up's deprecation notice
 
 FLOWS = ["nice", "realnvp_flat", "realnvp", "glow", "nsf", "maf", "iaf"]
 MNIST = DataInfo("mnist", (28, 28, 1), 256)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS_PYTHON = os.path.join(ROOT, "..", "peers-venv", "bin", "python")
 
 
