@@ -6,14 +6,17 @@ beside normflows' matched models (PyTorch) in the same run.
 
 For each flow (`zoo.registry` names, built for 28x28x1 images with 256 levels and the registry's
 defaults: the shipped MNIST presets' architectures; random weights, which cost what trained
-ones do), in one process, one flow after the other:
+ones do), each flow in a process of its own (``--one NAME``, so that the peak RSS of a mode is
+that flow's, as the peers' are):
 
 * ``log_prob`` of a batch of 256 images (images/s) and of one image (latency, ms): the Keras
   model's method called eagerly (``model.log_prob(x)``, what a script does), the same method in
   a ``tf.function`` (traced once), with ``jit_compile=True`` (XLA), the exported SavedModel's
   ``log_prob`` signature (``tf.saved_model.load(path).signatures["log_prob"](images=x)``), and
   TF Serving's Predict call on that export (``tests/serving.py``'s emulation: graph mode, one
-  cached session callable, tensors from and into the request's protos);
+  cached session callable, tensors from and into the request's protos); both again on an export
+  with ``jit_compile=True`` ("SavedModel XLA", "TF Serving XLA": what TF Serving started with
+  ``--xla_cpu_compilation_enabled=true`` runs), where the flow compiles;
 * sampling 256 images and one image: ``model.sample(n)`` eagerly and in a ``tf.function``, and
   the ``sample`` signature (``z`` drawn by the caller) through the SavedModel and TF Serving;
 * the peak RSS of the process while each mode ran (`_memory`).
@@ -58,6 +61,10 @@ tf.get_logger().setLevel("ERROR")  # the emulated warm-up's deprecation notice
 FLOWS = ["nice", "realnvp_flat", "realnvp", "glow", "nsf", "maf", "iaf"]
 MNIST = DataInfo("mnist", (28, 28, 1), 256)
 PEERS_PYTHON = os.path.join(ROOT, "..", "peers-venv", "bin", "python")
+# normflows' models of a zoo flow; the first is its counterpart as normflows builds it. The
+# multi-scale RealNVP's second does the zoo's work: its checkerboard couplings convolve the
+# masked full-size map, where normflows' gather half of it.
+COUNTERPARTS = {"realnvp": ["realnvp", "realnvp_masked"]}
 
 
 def timed(call, repeats):
@@ -98,41 +105,66 @@ def row(name, repeats, batch, out):
     images = {n: tf.constant(rng.uniform(0.02, 0.98, (n, 28, 28, 1)), tf.float32) for n in sizes}
     model.log_prob(images[1])  # builds the weights
     latents = {n: 0.8 * tf.random.stateless_normal((n, *model.latent_shape), [0, n]) for n in sizes}
-    path = export.export(model, out, model_name=name)
-    signatures = tf.saved_model.load(path).signatures
-    servable = Servable(path, name)
+    exports, xla_error = {"": export.export(model, out, model_name=name)}, None
+    try:
+        exports[" XLA"] = export.export(model, out, model_name=f"{name}_xla", jit_compile=True)
+    except ValueError as error:  # some flows do not compile
+        xla_error = str(error)
+    signatures = {k: tf.saved_model.load(p).signatures for k, p in exports.items()}
+    servables = {k: Servable(p, name) for k, p in exports.items()}
     scoring = {
         "eager": model.log_prob,
         "tf.function": tf.function(model.log_prob),
         "XLA": tf.function(model.log_prob, jit_compile=True),
-        "SavedModel": lambda x: signatures["log_prob"](images=x),
     }
     sampling = {
         "eager": lambda n: model.sample(n, seed=[0, 1]),
         "tf.function": tf.function(lambda n: model.sample(n, seed=[0, 1]), reduce_retracing=True),
-        "SavedModel": lambda n: signatures["sample"](z=latents[n]),
     }
+    for k, sig in signatures.items():
+        scoring[f"SavedModel{k}"] = lambda x, sig=sig: sig["log_prob"](images=x)
+        sampling[f"SavedModel{k}"] = lambda n, sig=sig: sig["sample"](z=latents[n])
     # The direction an autoregressive flow computes unit by unit (D passes) gets fewer repeats.
     sequential = {"inverse": "sample", "forward": "log_prob"}.get(model.get_config().get("fast"))
     few = lambda what: max(1, repeats // 3) if what == sequential else repeats  # noqa: E731
     figures = {"weights": model.count_params(), "sequential": sequential}
+    if xla_error:
+        figures["export XLA"] = xla_error
     for how, fn in scoring.items():
         calls = {n: (lambda fn=fn, n=n: fn(images[n])) for n in sizes}
         measure(figures, f"log_prob {how}", calls, batch, few("log_prob"))
-    calls = {n: serving_call(servable, "log_prob", "images", images[n]) for n in sizes}
-    measure(figures, "log_prob TF Serving", calls, batch, few("log_prob"))
+    for k, servable in servables.items():
+        calls = {n: serving_call(servable, "log_prob", "images", images[n]) for n in sizes}
+        measure(figures, f"log_prob TF Serving{k}", calls, batch, few("log_prob"))
     for how, fn in sampling.items():
         calls = {n: (lambda fn=fn, n=n: fn(n)) for n in sizes}
         measure(figures, f"sample {how}", calls, batch, few("sample"))
-    calls = {n: serving_call(servable, "sample", "z", latents[n]) for n in sizes}
-    measure(figures, "sample TF Serving", calls, batch, few("sample"))
+    for k, servable in servables.items():
+        calls = {n: serving_call(servable, "sample", "z", latents[n]) for n in sizes}
+        measure(figures, f"sample TF Serving{k}", calls, batch, few("sample"))
     return figures
+
+
+def zoo_rows(args):
+    """Each flow in a subprocess of this script (``--one NAME``): ``{flow: figures}``."""
+    rows = {}
+    for name in args.flows:
+        command = [sys.executable, os.path.abspath(__file__), "--one", name]
+        command += ["--repeats", str(args.repeats), "--batch", str(args.batch)]
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise SystemExit(f"{name}: {shlex.join(command)} exited with {done.returncode}")
+        rows[name] = json.loads(lines[-1])
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    return rows
 
 
 def peer_rows(args, flows):
     """normflows' matched models, one process per flow (`_peers/normflows_inference.py`)."""
     script = os.path.join(ROOT, "bench", "_peers", "normflows_inference.py")
-    command = [args.peers, script, "--flows", *flows]
+    peers = [p for name in flows for p in COUNTERPARTS.get(name, [name])]
+    command = [args.peers, script, "--flows", *peers]
     command += ["--repeats", str(args.repeats), "--batch", str(args.batch)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -168,6 +200,7 @@ def best(figures, what):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flows", nargs="+", default=FLOWS, choices=FLOWS)
+    parser.add_argument("--one", choices=FLOWS, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
@@ -176,13 +209,13 @@ def main(argv=None):
         help="the Python with torch and normflows ('none': the zoo alone)",
     )
     args = parser.parse_args(argv)
+    if args.one:
+        with tempfile.TemporaryDirectory() as out:
+            print(json.dumps(row(args.one, args.repeats, args.batch, out)), flush=True)
+        return
     if args.peers != "none" and not os.path.exists(args.peers):
         parser.error(f"--peers: no Python at {args.peers} (see ../shared/peers/README.md)")
-    results = {}
-    with tempfile.TemporaryDirectory() as out:
-        for name in args.flows:
-            results[name] = row(name, args.repeats, args.batch, out)
-            print(f"{name}: done", file=sys.stderr, flush=True)
+    results = zoo_rows(args)
     peers = {} if args.peers == "none" else peer_rows(args, args.flows)
     print(
         f"\nbatch {args.batch}: images/s; batch 1: ms per call (median of {args.repeats}); "
@@ -192,18 +225,22 @@ def main(argv=None):
         slow = f"; {figures['sequential']} takes D passes" if figures["sequential"] else ""
         print(f"\n{name} ({figures['weights']:,} weights{slow})")
         for key, value in figures.items():
-            if key.startswith(("log_prob", "sample")):
+            if key.startswith(("log_prob", "sample", "export")):
                 print(f"  zoo {key:26s} {shown(value)}")
-        peer = peers.get(name, {})
-        for key, value in peer.items():
-            if key.startswith(("log_prob", "sample")):
-                print(f"  normflows {key:20s} {shown(value)}")
-        if peer:
-            print(f"  normflows: {peer.get('weights', 0):,} weights, {peer.get('matching', '')}")
+        for peer_name in COUNTERPARTS.get(name, [name]):
+            peer = peers.get(peer_name, {})
+            for key, value in peer.items():
+                if key.startswith(("log_prob", "sample")):
+                    print(f"  normflows {peer_name} {key:20s} {shown(value)}")
+            if not peer:
+                continue
+            print(
+                f"  normflows {peer_name}: {peer.get('weights', 0):,} weights, {peer['matching']}"
+            )
             for what in ("log_prob", "sample"):
                 ours, theirs = best(figures, what), best(peer, what)
                 print(
-                    f"  {what}: zoo {ours[0]} / normflows {theirs[0]}: "
+                    f"  {what}: zoo {ours[0]} / normflows {peer_name} {theirs[0]}: "
                     f"batch {args.batch} {ratio(ours[1], theirs[1], 0)}, "
                     f"batch 1 {ratio(ours[1], theirs[1], 1)} (above 1: the zoo is faster)"
                 )

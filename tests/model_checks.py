@@ -185,11 +185,22 @@ class ModelChecks:
         assert_config_round_trip(self.make(), lambda model: model.count_params())
 
     def check_fit_step_changes_weights(self):
+        """One ``fit`` step changes weights, and its step was traced once: the optimizer was
+        built before the trace (`tfflows.build_optimizer`), not in it (two traces)."""
         model = self._compiled()
         before = [w.numpy().copy() for w in model.trainable_weights]
+        traces, train_step = [], model.train_step
+
+        def counted(data):
+            traces.append(data)
+            return train_step(data)
+
+        model.train_step = counted
         history = model.fit(
             tf.data.Dataset.from_tensors(self.batch), epochs=1, verbose=0, shuffle=False
         )
+        del model.train_step
+        assert len(traces) == 1, f"the train step was traced {len(traces)} times"
         logs = {k: v[-1] for k, v in history.history.items()}
         assert logs and all(np.isfinite(v) for v in logs.values()), logs
         changed = [

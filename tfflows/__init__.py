@@ -21,8 +21,9 @@ the conditioners run in float16 / bfloat16 under a mixed-precision policy.
 The gradient step of `Flow.train_step` is public for any custom ``train_step``
 (`gradient_step`): `minimize` (replica- and loss-scaled, skipped when the loss or a gradient is
 not finite), `record_step` and `skipped_steps_metric` (count skipped steps, update metrics only
-for applied ones), `weighted_mean` (per-example figures), `all_finite` / `all_replicas`; and
-`checks` holds the run-time input checks (`checks.in_range`, `sampling_arguments`).
+for applied ones), `weighted_mean` (per-example figures), `all_finite` / `all_replicas`,
+`build_optimizer` (before the first trace); and `checks` holds the run-time input checks
+(`checks.in_range`, `sampling_arguments`).
 """
 
 from tfflows import bijectors, checks, masks, nets
@@ -32,6 +33,7 @@ from tfflows.flow import Flow
 from tfflows.gradient_step import (
     all_finite,
     all_replicas,
+    build_optimizer,
     minimize,
     record_step,
     skipped_steps_metric,
@@ -47,6 +49,7 @@ __all__ = [
     "all_replicas",
     "bijectors",
     "bits_per_dim",
+    "build_optimizer",
     "checks",
     "masks",
     "minimize",

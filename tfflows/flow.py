@@ -8,7 +8,13 @@ import tensorflow_probability as tfp
 from tfflows.bijectors import _walk
 from tfflows.bijectors._base import deserialize_config
 from tfflows.checks import sampling_arguments
-from tfflows.gradient_step import minimize, record_step, skipped_steps_metric, weighted_mean
+from tfflows.gradient_step import (
+    build_optimizer,
+    minimize,
+    record_step,
+    skipped_steps_metric,
+    weighted_mean,
+)
 
 tfd = tfp.distributions
 
@@ -351,6 +357,12 @@ class Flow(keras.Model):
         """
         nll, total = weighted_mean(-log_prob, sample_weight)
         self.loss_tracker.update_state(nll, sample_weight=total)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, its optimizer built before the step is traced
+        (`build_optimizer`: one trace instead of two)."""
+        build_optimizer(self)
+        return super().fit(*args, **kwargs)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

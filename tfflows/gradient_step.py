@@ -11,7 +11,8 @@ the same guarantees (the zoo's GAN, autoencoders and classifiers)::
         loss, per_example, applied = minimize(self.optimizer, self.trainable_weights, loss_fn)
         record_step(applied, self.skipped_steps, lambda: update_my_metrics(per_example))
 
-with ``self.skipped_steps = skipped_steps_metric()`` among the model's metrics.
+with ``self.skipped_steps = skipped_steps_metric()`` among the model's metrics, and
+``build_optimizer(self)`` at the start of its ``fit`` (the step then traces once).
 """
 
 import keras
@@ -76,6 +77,28 @@ def minimize(optimizer, variables, loss_fn, state=(), when=True):
     for variable, value in zip(state, before, strict=True):
         variable.assign(tf.where(applied, variable, value))
     return loss, aux, applied
+
+
+def build_optimizer(model):
+    """Builds ``model.optimizer`` on ``model.trainable_variables`` now, eagerly, in the model's
+    distribution scope, when it is not built yet and every layer of the model is.
+
+    Call it at the start of ``fit``. Keras builds the optimizer before tracing only under a
+    distribution strategy; otherwise `minimize` builds it inside the first trace of the train
+    step, where each slot variable's initializer becomes a ``tf.cond`` and ``tf.function``
+    traces the step a second time (variables created on its first call). Built before, the
+    step is traced once: the first ``fit`` of a small multi-scale RealNVP takes 4.6 s instead
+    of 8.4 s. A model whose layers are not all built yet (their variables come with the first
+    call) keeps the lazy build; so does a model with its own optimizers (e.g. a GAN's two,
+    built in its ``compile``).
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or optimizer.built:
+        return
+    if not all(layer.built for layer in model._flatten_layers()):
+        return
+    with model.distribute_strategy.scope():
+        optimizer.build(model.trainable_variables)
 
 
 def all_replicas(flag):

@@ -329,7 +329,13 @@ def export_command(args):
     from zoo.serving import export
 
     model = presets.load_model(args.model_path)
-    path = export.export(model, args.base_dir, model_name=args.name, version=args.version)
+    path = export.export(
+        model,
+        args.base_dir,
+        model_name=args.name,
+        version=args.version,
+        jit_compile=args.jit_compile,
+    )
     print(f"exported to {path}")
 
 
@@ -449,6 +455,13 @@ def build_parser():
     p.add_argument("--base-dir", required=True, help="writes BASE_DIR/NAME/VERSION/")
     p.add_argument("--name", default=None, help="model name (default: the model's)")
     p.add_argument("--version", type=int, default=None, help="default: the next free one")
+    p.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile each signature with XLA (on CPU: faster for the flat RealNVP and the IAF, "
+        "slower or refused for others; TF Serving on CPU then needs "
+        "--xla_cpu_compilation_enabled=true)",
+    )
     p.set_defaults(func=export_command, check=check_version)
     return parser
 

@@ -72,7 +72,10 @@ side first, as the zoo lists its bijectors, and reversed into normflows' order.
   across channels too), so the conditioner convolves half as many positions as the zoo's,
   which feeds the masked full-size image (``m * x``) and uses its outputs at the other half:
   about half the conditioner FLOPs of the zoo's checkerboard couplings (7 of the 10), same
-  weights. Log-scales unbounded (``exp``), as in ``realnvp_flat``.
+  weights. Log-scales unbounded (``exp``), as in ``realnvp_flat``. The extra flow
+  ``realnvp_masked`` (run by bench/inference.py beside ``realnvp``) does the zoo's work: its
+  checkerboard couplings (`MaskedCheckerboardCoupling` below) convolve the masked full-size
+  map, as the zoo's and Dinh et al.'s do.
 * ``glow`` (2 scales, 4 steps per scale, 32 filters, 1 residual block): normflows'
   `nf.flows.GlowBlock` (ActNorm, LU-decomposed `Invertible1x1Conv`, affine channel coupling
   with Glow's ``sigmoid(r + 2)`` scale) in `nf.MultiscaleFlow`, built as
@@ -147,7 +150,9 @@ from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCou
 from torch import nn
 
 FLOWS = ["nice", "realnvp_flat", "realnvp", "glow", "nsf", "maf", "iaf"]
-EXTRA = ["glow_stock"]  # normflows' GlowBlock as it comes (3x3-1x1-3x3 coupling nets)
+# normflows' GlowBlock as it comes (3x3-1x1-3x3 coupling nets); the multi-scale RealNVP with
+# the zoo's masked full-resolution checkerboard couplings (the same work as the zoo's).
+EXTRA = ["glow_stock", "realnvp_masked"]
 IMAGE = (1, 28, 28)
 DIMS = 784
 ALPHA = 0.05  # the zoo's Logit margin
@@ -285,6 +290,53 @@ def realnvp_couplings(kind, channels, count):
     return layers
 
 
+class MaskedCheckerboardCoupling(nf.flows.Flow):
+    """Dinh et al.'s checkerboard affine coupling computed as the zoo computes it (and as
+    normflows' `nf.flows.MaskedAffineFlow` does, with one net giving both ``s`` and ``t``): the
+    conditioner convolves the masked full-resolution map ``b * x``; data -> latent
+    ``y = b * x + (1 - b) * (x * exp(s) + t)``, ``log|det| = sum((1 - b) * s)``."""
+
+    def __init__(self, mask, net):
+        super().__init__()
+        self.register_buffer("b", mask)
+        self.net = net
+
+    def _shift_and_log_scale(self, x):
+        s, t = self.net(self.b * x).chunk(2, dim=1)
+        return (1 - self.b) * s, (1 - self.b) * t
+
+    def forward(self, z):
+        s, t = self._shift_and_log_scale(z)
+        return self.b * z + (1 - self.b) * (z - t) * torch.exp(-s), -s.sum(dim=(1, 2, 3))
+
+    def inverse(self, x):
+        s, t = self._shift_and_log_scale(x)
+        return self.b * x + (1 - self.b) * (x * torch.exp(s) + t), s.sum(dim=(1, 2, 3))
+
+
+def masked_checkerboard_couplings(channels, size, count):
+    """`realnvp_couplings`' checkerboard couplings on full-resolution masked maps."""
+    rows = torch.arange(size)
+    layers = []
+    for i in range(count):
+        mask = ((rows[:, None] + rows[None, :] + i) % 2).float()
+        mask = mask.expand(1, channels, size, size).clone()
+        net = ResNet(channels, 2 * channels, num_blocks=2)
+        layers += [MaskedCheckerboardCoupling(mask, net), BatchNorm((channels, 1, 1))]
+    return layers
+
+
+def realnvp_masked():
+    """`realnvp` with the zoo's (the paper's) checkerboard couplings: the same work."""
+    outer = [
+        *masked_checkerboard_couplings(1, 28, 3),
+        nf.flows.Squeeze(),
+        *realnvp_couplings("channel", 4, 3),
+    ]
+    inner = masked_checkerboard_couplings(2, 14, 4)
+    return multiscale([inner, outer], [(2, 14, 14), (2, 14, 14)])
+
+
 def realnvp():
     outer = [
         *realnvp_couplings("checkerboard", 1, 3),
@@ -374,6 +426,7 @@ BUILDERS = {
     "maf": maf,
     "iaf": iaf,
     "glow_stock": glow_stock,
+    "realnvp_masked": realnvp_masked,
 }
 
 
@@ -419,6 +472,7 @@ MATCHING = {
     "maf": "Reverse(MaskedAffineAutoregressive), the zoo's one-hidden-layer MADE; sigmoid scale",
     "iaf": "MaskedAffineAutoregressive as normflows runs it (one pass to sample); sigmoid scale",
     "glow_stock": "normflows' GlowBlock as it comes (hidden 32), K = 4",
+    "realnvp_masked": "realnvp with masked full-resolution checkerboard couplings, as the zoo's",
 }
 
 

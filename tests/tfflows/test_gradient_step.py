@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfflows import minimize
+from tfflows import Flow, bijectors, masks, minimize, nets
 from tfflows.gradient_step import all_finite
 
 
@@ -76,3 +76,40 @@ def test_all_finite_sees_every_nan_and_inf_and_no_overflowing_sum(dtype):
         assert not bool(all_finite([tf.ones([2], dtype), tf.constant(values, dtype)]))
     assert not bool(tf.function(all_finite)([finite, tf.constant([1.0, np.nan], dtype)]))
     assert bool(all_finite([]))
+
+
+def _count_traces(model):
+    traces, train_step = [], model.train_step
+
+    def counted(data):
+        traces.append(data)
+        return train_step(data)
+
+    model.train_step = counted
+    return traces
+
+
+def test_fit_builds_the_optimizer_before_tracing_the_step_once():
+    """`Flow.fit` builds its optimizer eagerly (`build_optimizer`): the step is traced once;
+    built inside the first trace it would be traced twice. A layer frozen after ``compile``
+    is left out of the optimizer, which still steps the rest."""
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    flow = Flow(
+        [
+            bijectors.AffineCoupling(masks.half(2, parity=0), nets.MLP([8], 2)),
+            bijectors.Scaling([2]),
+        ],
+        event_shape=[2],
+    )
+    flow.compile(optimizer=keras.optimizers.Adam(1e-2))
+    frozen = flow.bijector_layers[0]
+    frozen.trainable = False
+    before = [w.numpy().copy() for w in flow.weights]
+    traces = _count_traces(flow)
+    flow.fit(x, batch_size=32, epochs=2, verbose=0)
+    assert len(traces) == 1 and flow.optimizer.built
+    assert {id(v) for v in flow.optimizer._trainable_variables} == {
+        id(v) for v in flow.trainable_variables
+    }
+    changed = {w.path for w, b in zip(flow.weights, before, strict=True) if not np.allclose(w, b)}
+    assert changed and not changed & {w.path for w in frozen.weights}, changed

@@ -27,6 +27,7 @@ import types
 import keras
 import tensorflow as tf
 
+from tfflows.gradient_step import build_optimizer
 from zoo.data import SCALINGS
 from zoo.models.optimizers import FusedAdam
 
@@ -307,7 +308,9 @@ class ZooModel(TheModel, Recipe, Report):
         self.train_function = self.test_function = self.predict_function = None
 
     def fit(self, *args, **kwargs):
-        """``keras.Model.fit``, usable again after a failure (`_forget_traces`)."""
+        """``keras.Model.fit``, usable again after a failure (`_forget_traces`); its optimizer
+        built before the step is traced (`tfflows.build_optimizer`: one trace, not two)."""
+        build_optimizer(self)
         try:
             history = super().fit(*args, **kwargs)
         except BaseException:

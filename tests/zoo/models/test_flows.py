@@ -127,17 +127,6 @@ def test_bfloat16_bits_per_dim_tracks_float32(dtype_policy):
     assert abs(bits16 - bits32) < 0.05, (bits32, bits16)
 
 
-def test_float16_training_uses_loss_scaling(dtype_policy):
-    dtype_policy("mixed_float16")
-    train, info = data.load("digits", "train[:128]", batch_size=64)
-    model = SMALL["realnvp_multiscale"](info.image_shape, info.num_levels)
-    model.compile(optimizer="adam")
-    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    history = model.fit(train, epochs=2, verbose=0, shuffle=False)
-    assert np.all(np.isfinite(history.history["loss"]))
-    assert history.history["loss"][1] < history.history["loss"][0]
-
-
 def test_evaluate_is_the_per_example_mean_whatever_the_batch_size():
     model = randomized(SMALL["realnvp_flat"]((8, 8, 1), 17))
     model.compile(optimizer="adam")

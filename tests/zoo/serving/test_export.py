@@ -223,3 +223,59 @@ def test_stale_staging_folders_are_removed_live_ones_kept(tmp_path):
     export.export(tiny_model(), str(tmp_path), model_name="m")
     kept = sorted(n for n, keep in folders.items() if keep)
     assert sorted(os.listdir(tmp_path / "m")) == sorted(["1", *kept])
+
+
+def _xla_functions(path):
+    """Names of the SavedModel's functions that XLA must compile."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    library = saved.meta_graphs[0].graph_def.library.function
+    return {f.signature.name for f in library if f.attr["_XlaMustCompile"].b}
+
+
+def test_a_jit_compiled_export_serves_the_same_figures_and_checks_its_inputs(tmp_path):
+    """``jit_compile=True``: functions marked for XLA in the SavedModel; through
+    ``tf.saved_model.load`` and TF Serving's Predict path (`tests.serving`) the figures of the
+    Keras model; the input checks still name a bad input; a model XLA cannot compile is
+    refused before anything is written."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from tests.serving import Servable
+
+    model = flows.RealNVP((8, 8, 1), 17, architecture="flat", num_couplings=2, hidden_units=(8,))
+    randomize(model.bijector_layers, seed=1, scale=0.05)
+    plain = export.export(model, str(tmp_path), model_name="flat")
+    path = export.export(model, str(tmp_path), model_name="flat", jit_compile=True)
+    assert not _xla_functions(plain) and len(_xla_functions(path)) >= 4
+    with open(os.path.join(path, "assets.extra", "signatures.json")) as f:
+        assert json.load(f)["jit_compile"] is True
+    x = tf.random.stateless_uniform((5, 8, 8, 1), [0, 1], minval=0.02, maxval=0.98)
+    expected = model.log_prob(x).numpy()
+    loaded = tf.saved_model.load(path)
+    got = loaded.signatures["log_prob"](images=x)["log_prob"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = "log_prob"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(x.numpy()))
+    served = tf.make_ndarray(Servable(path).predict(request).outputs["log_prob"])
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-4)
+    z = np.zeros((2, *model.latent_shape), np.float32)
+    z[1, 3] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input z must be finite"):
+        loaded.signatures["decode"](z=tf.constant(z))
+
+    class NotForXla(flows.NICE):
+        def serving_endpoints(self):
+            def log_prob(images):  # a string op: XLA has no kernel for it
+                return {"text": tf.strings.as_string(tf.reduce_sum(images, [1, 2, 3]))}
+
+            return {"log_prob": (log_prob, [tf.TensorSpec([None, 4, 4, 1], tf.float32)])}
+
+    with pytest.raises(ValueError, match="XLA cannot compile log_prob"):
+        export.export(
+            NotForXla((4, 4, 1), 256, hidden_units=(8,)), str(tmp_path), "x", jit_compile=True
+        )
+    assert not os.path.exists(tmp_path / "x")
