@@ -166,29 +166,59 @@ def made_masks(input_degrees, hidden_units, context=False):
     size = len(input_degrees)
     degrees, masks = np.asarray(input_degrees), []
     for units in hidden_units:
-        hidden = np.arange(units) % size if context else 1 + np.arange(units) % max(1, size - 1)
+        hidden = _hidden_degrees(size, units, context)
         masks.append((hidden[None, :] >= degrees[:, None]).astype(np.float32))
         degrees = hidden
     return masks, (np.asarray(input_degrees)[None, :] > degrees[:, None]).astype(np.float32)
 
 
+def _hidden_degrees(size, units, context):
+    """A hidden layer's degrees (`made_masks`)."""
+    return np.arange(units) % size if context else 1 + np.arange(units) % max(1, size - 1)
+
+
 @keras.saving.register_keras_serializable(package="tfflows")
 class MaskedDense(keras.layers.Dense):
-    """``Dense`` whose kernel is multiplied by a fixed 0/1 ``mask`` ``[d_in, units]``."""
+    """``Dense`` whose kernel is multiplied by MADE's 0/1 connectivity mask ``[d_in, units]``:
+    ``mask[i, j] = 1`` where ``output_degrees[j] >= input_degrees[i]`` (``>`` if ``strict``).
 
-    def __init__(self, units, mask, **kwargs):
+    The mask is built in the graph from the two degree vectors, so a traced or exported call
+    holds ``d_in + units`` integers, not the ``d_in x units`` mask (for an MNIST MAF, a
+    SavedModel of 277 MB held 190 MB of masks, repeated in every signature).
+    """
+
+    def __init__(self, units, input_degrees, output_degrees, strict=False, **kwargs):
         super().__init__(units, **kwargs)
-        self.mask = np.asarray(mask, dtype=np.float32)
+        self.input_degrees = np.asarray(input_degrees, dtype=np.int32)
+        self.output_degrees = np.asarray(output_degrees, dtype=np.int32)
+        self.strict = bool(strict)
+        if self.output_degrees.shape != (units,):
+            raise ValueError(f"output_degrees must have {units} entries (units).")
+
+    @property
+    def mask(self):
+        """The connectivity mask as a NumPy array ``[d_in, units]``."""
+        compare = np.greater if self.strict else np.greater_equal
+        return compare(self.output_degrees[None, :], self.input_degrees[:, None]).astype(np.float32)
 
     def call(self, x):
-        kernel = tf.cast(self.kernel, x.dtype) * tf.constant(self.mask, dtype=x.dtype)
+        compare = tf.greater if self.strict else tf.greater_equal
+        mask = compare(
+            tf.constant(self.output_degrees)[None, :], tf.constant(self.input_degrees)[:, None]
+        )
+        kernel = tf.cast(self.kernel, x.dtype) * tf.cast(mask, x.dtype)
         y = tf.matmul(x, kernel)
         if self.use_bias:
             y = y + tf.cast(self.bias, y.dtype)
         return self.activation(y) if self.activation is not None else y
 
     def get_config(self):
-        return {**super().get_config(), "mask": self.mask.tolist()}
+        return {
+            **super().get_config(),
+            "input_degrees": self.input_degrees.tolist(),
+            "output_degrees": self.output_degrees.tolist(),
+            "strict": self.strict,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfflows")
@@ -229,19 +259,23 @@ class MADE(_DenseStack):
             raise ValueError("MADE needs at least one hidden layer.")
         self.order = order if isinstance(order, str) else [int(o) for o in order]
         self.degrees = autoregressive_degrees(self.event_size, self.order)
-        masks, out_mask = made_masks(self.degrees, self.hidden_units, self.context_size > 0)
-        # The context feeds every first-layer hidden unit.
-        context = np.ones((self.context_size, self.hidden_units[0]), np.float32)
-        masks[0] = np.concatenate([masks[0], context], axis=0)
-        out_mask = np.repeat(out_mask, self.params_per_unit, axis=1)
+        # The masks of `made_masks`, as degrees. The context's units have degree 0 and feed
+        # every first-layer hidden unit (whose degrees are >= 0 with a context).
+        context = self.context_size > 0
+        inputs = np.concatenate([self.degrees, np.zeros(self.context_size, np.int64)])
         policy = self.dtype_policy
-        self.hidden = [
-            MaskedDense(u, m, activation=activation, dtype=policy)
-            for u, m in zip(self.hidden_units, masks, strict=True)
-        ]
+        self.hidden = []
+        for units in self.hidden_units:
+            hidden = _hidden_degrees(self.event_size, units, context)
+            self.hidden.append(
+                MaskedDense(units, inputs, hidden, activation=activation, dtype=policy)
+            )
+            inputs = hidden
         self.out = MaskedDense(
             self.event_size * self.params_per_unit,
-            out_mask,
+            inputs,
+            np.repeat(self.degrees, self.params_per_unit),
+            strict=True,
             kernel_initializer="zeros",
             dtype=policy,
         )

@@ -120,12 +120,22 @@ def _jit_compiled(endpoints):
         try:
             xla(*(tf.constant(inputs[s.name]) for s in specs))
         except (tf.errors.OpError, ValueError, TypeError) as error:
-            first = str(error).strip().splitlines()[0][:200]
             raise ValueError(
-                f"Not exporting with --jit-compile: XLA cannot compile {name} ({first})."
+                f"Not exporting with --jit-compile: XLA cannot compile {name} "
+                f"({_xla_complaint(str(error))})."
             ) from None
         compiled[name] = (xla, specs)
     return compiled
+
+
+def _xla_complaint(message):
+    """The ops XLA has no kernel for, from its error message, or the message's first line."""
+    found = re.search(r"on XLA_\w+: ([^\n]*)", message)
+    if found:
+        ops = sorted(set(re.findall(r"\b([A-Z]\w+) \(No registered", found.group(1))))
+        if ops:
+            return "no XLA kernel for " + ", ".join(ops)
+    return message.strip().splitlines()[0][:200]
 
 
 def _shape_list(spec):

@@ -20,7 +20,7 @@ SMALL = {
         shape, k, num_scales=2, filters=8, num_blocks=1, **kw
     ),
     "glow": lambda shape, k, **kw: flows.Glow(
-        shape, k, num_scales=2, steps_per_scale=2, filters=8, num_blocks=1, **kw
+        shape, k, num_scales=2, steps_per_scale=1, filters=8, num_blocks=1, **kw
     ),
     "nsf": lambda shape, k, **kw: flows.Glow(
         shape, k, num_scales=2, steps_per_scale=1, filters=8, coupling="spline", bins=4, **kw
