@@ -7,6 +7,19 @@ import numpy as np
 import tensorflow as tf
 
 
+def count_traces(model):
+    """A list that gets one entry each time ``model``'s ``train_step`` is traced (or, run
+    eagerly, called); ``del model.train_step`` puts the class's back."""
+    traces, train_step = [], model.train_step
+
+    def counted(data):
+        traces.append(data)
+        return train_step(data)
+
+    model.train_step = counted
+    return traces
+
+
 def assert_config_round_trip(obj, size):
     """``obj.get_config()`` goes through JSON (as in a `.keras` file), and ``type(obj)``'s
     ``from_config`` of that builds an object with the same config and ``size`` (e.g. its number

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from tests.checks import assert_config_round_trip
+from tests.checks import assert_config_round_trip, count_traces
 from tests.serving import Servable
 from zoo.serving import export
 
@@ -189,13 +189,7 @@ class ModelChecks:
         built before the trace (`tfflows.build_optimizer`), not in it (two traces)."""
         model = self._compiled()
         before = [w.numpy().copy() for w in model.trainable_weights]
-        traces, train_step = [], model.train_step
-
-        def counted(data):
-            traces.append(data)
-            return train_step(data)
-
-        model.train_step = counted
+        traces = count_traces(model)
         history = model.fit(
             tf.data.Dataset.from_tensors(self.batch), epochs=1, verbose=0, shuffle=False
         )

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.checks import count_traces
 from tfflows import Flow, bijectors, masks, minimize, nets
 from tfflows.gradient_step import all_finite
 
@@ -78,17 +79,6 @@ def test_all_finite_sees_every_nan_and_inf_and_no_overflowing_sum(dtype):
     assert bool(all_finite([]))
 
 
-def _count_traces(model):
-    traces, train_step = [], model.train_step
-
-    def counted(data):
-        traces.append(data)
-        return train_step(data)
-
-    model.train_step = counted
-    return traces
-
-
 def test_fit_builds_the_optimizer_before_tracing_the_step_once():
     """`Flow.fit` builds its optimizer eagerly (`build_optimizer`): the step is traced once;
     built inside the first trace it would be traced twice. A layer frozen after ``compile``
@@ -105,7 +95,7 @@ def test_fit_builds_the_optimizer_before_tracing_the_step_once():
     frozen = flow.bijector_layers[0]
     frozen.trainable = False
     before = [w.numpy().copy() for w in flow.weights]
-    traces = _count_traces(flow)
+    traces = count_traces(flow)
     flow.fit(x, batch_size=32, epochs=2, verbose=0)
     assert len(traces) == 1 and flow.optimizer.built
     assert {id(v) for v in flow.optimizer._trainable_variables} == {
