@@ -1,4 +1,11 @@
-"""Letters in MNIST's format: a kind of symbol no zoo flow was trained on, made here.
+"""Symbols in MNIST's format, made here: letters no zoo flow was trained on, and a broad set of
+other glyphs to train a flow for them.
+
+`letters` draws ten capitals (`LETTERS`); `draw` any symbols, such as the 75 kinds of `GLYPHS`
+(digits, capitals and lower-case letters that look like none of `LETTERS`, Greek letters,
+signs). ``python bench/_symbols.py --write glyphs.npz`` writes those in Keras' ``mnist.npz``
+layout, the training set of the preset ``realnvp_class_prior_glyphs``, which has so seen the
+fonts and the distortions but never a letter of `LETTERS`; ``--letters`` writes the letters.
 
 The glyphs come from the 21 text fonts that matplotlib ships (DejaVu Sans, Sans Mono and Serif,
 STIX General, each regular, bold, italic and bold italic; Computer Modern roman, sans, italic,
@@ -9,14 +16,29 @@ box with its aspect ratio kept, anti-aliased, and centred by its centre of mass 
 on black, 256 levels.
 """
 
+import argparse
+import functools
 import os
 
 import matplotlib
 import numpy as np
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 # Ten capitals that no digit is drawn as (no I, O, S, Z).
 LETTERS = "ABCDEFGHKM"
+# No capital or lower-case form of LETTERS, none of the Greek letters drawn alike (Alpha, Beta,
+# Epsilon, Eta, Kappa, Mu; kappa, beta), and no capital that a digit is drawn as.
+GLYPHS = "".join(
+    [
+        "0123456789",
+        "JLNPQRTUVWXY",
+        "ijnpqrtuy",
+        "ΓΔΘΛΞΠΣΦΨΩ",
+        "αγδεζηθλμξπρστφχψω",
+        "+=%&@#?!$<>§¶±÷∞",
+    ]
+)
 _FONTS = (
     "DejaVuSans.ttf DejaVuSans-Bold.ttf DejaVuSans-Oblique.ttf DejaVuSans-BoldOblique.ttf "
     "DejaVuSansMono.ttf DejaVuSansMono-Bold.ttf DejaVuSansMono-Oblique.ttf "
@@ -27,9 +49,18 @@ _FONTS = (
 _CANVAS = 96
 
 
+@functools.cache
 def _fonts():
+    """``[(font, the characters it draws)]`` for `_FONTS`."""
     folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
-    return [ImageFont.truetype(os.path.join(folder, name), 56) for name in _FONTS]
+    found = []
+    for name in _FONTS:
+        path = os.path.join(folder, name)
+        drawn = {chr(c) for c in TTFont(path).getBestCmap()}
+        if name.startswith("cm"):  # BaKoMa's Computer Modern puts TeX's own glyphs at signs
+            drawn = {c for c in drawn if c.isalnum()}
+        found.append((ImageFont.truetype(path, 56), drawn))
+    return found
 
 
 def _glyph(letter, font, rng):
@@ -73,15 +104,42 @@ def _mnist_normalized(image):
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def letters(per_class=1000, seed=0):
-    """``(images, labels)``: ``per_class`` images of each of `LETTERS`, uint8 ``[N, 28, 28,
-    1]`` and int64 ``[N]`` (label ``i`` is ``LETTERS[i]``), the same for the same ``seed``."""
+def draw(symbols, per_class, seed):
+    """``(images, labels)``: ``per_class`` images of each of ``symbols``, each in a random font
+    that has it, uint8 ``[N, 28, 28, 1]`` and int64 ``[N]`` (label ``i`` is ``symbols[i]``), the
+    same for the same ``seed``."""
     rng = np.random.default_rng(seed)
-    fonts = _fonts()
     images, labels = [], []
-    for label, letter in enumerate(LETTERS):
+    for label, symbol in enumerate(symbols):
+        fonts = [font for font, drawn in _fonts() if symbol in drawn]
         for _ in range(per_class):
             font = fonts[rng.integers(len(fonts))]
-            images.append(_mnist_normalized(_glyph(letter, font, rng)))
+            images.append(_mnist_normalized(_glyph(symbol, font, rng)))
             labels.append(label)
     return np.stack(images)[..., None], np.array(labels, np.int64)
+
+
+def letters(per_class=1000, seed=0):
+    """`draw` of `LETTERS`: the held-out letters."""
+    return draw(LETTERS, per_class, seed)
+
+
+def write(path, symbols=GLYPHS, train_per_class=800, test_per_class=100):
+    """Writes ``symbols`` as ``mnist.npz`` arrays (``x_train``, ``y_train``, ``x_test``,
+    ``y_test``; images ``[N, 28, 28]``), the two splits from different seeds, kinds mixed."""
+    arrays = {}
+    for split, per_class, seed in (("train", train_per_class, 1), ("test", test_per_class, 2)):
+        x, y = draw(symbols, per_class, seed)
+        order = np.random.default_rng(seed).permutation(len(y))
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x[order, ..., 0], y[order]
+    partial = f"{path}.partial.npz"
+    np.savez_compressed(partial, **arrays)
+    os.replace(partial, path)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Writes the glyphs (or the letters) as .npz.")
+    parser.add_argument("--write", required=True, help="the .npz file to write")
+    parser.add_argument("--letters", action="store_true", help="LETTERS instead of GLYPHS")
+    args = parser.parse_args()
+    write(args.write, LETTERS if args.letters else GLYPHS)

@@ -3,6 +3,7 @@ beside normflows' matched models (PyTorch) in the same run.
 
     python bench/inference.py                        # every flow, MNIST-sized (28x28x1)
     python bench/inference.py --flows realnvp glow --repeats 5 --peers none
+    python bench/inference.py --flows maf iaf --skip eager   # not the zoo's eager calls
 
 For each flow (`zoo.registry` names, built for 28x28x1 images with 256 levels and the registry's
 defaults: the shipped MNIST presets' architectures; random weights, which cost what trained
@@ -98,7 +99,7 @@ def measure(figures, key, calls, batch, repeats):
         figures[key] = f"{type(error).__name__}: {str(error).splitlines()[0][:60]}"
 
 
-def row(name, repeats, batch, out):
+def row(name, repeats, batch, out, skip=()):
     model = registry.create_model(name, MNIST)
     rng = np.random.default_rng(0)
     sizes = (1, batch)
@@ -124,6 +125,9 @@ def row(name, repeats, batch, out):
     for k, sig in signatures.items():
         scoring[f"SavedModel{k}"] = lambda x, sig=sig: sig["log_prob"](images=x)
         sampling[f"SavedModel{k}"] = lambda n, sig=sig: sig["sample"](z=latents[n])
+    for how in skip:
+        scoring.pop(how, None)
+        sampling.pop(how, None)
     # The direction an autoregressive flow computes unit by unit (D passes) gets fewer repeats.
     sequential = {"inverse": "sample", "forward": "log_prob"}.get(model.get_config().get("fast"))
     few = lambda what: max(1, repeats // 3) if what == sequential else repeats  # noqa: E731
@@ -151,6 +155,7 @@ def zoo_rows(args):
     for name in args.flows:
         command = [sys.executable, os.path.abspath(__file__), "--one", name]
         command += ["--repeats", str(args.repeats), "--batch", str(args.batch)]
+        command += ["--skip", *args.skip] if args.skip else []
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:
@@ -204,6 +209,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        choices=["eager", "tf.function", "XLA"],
+        help="the zoo's Keras modes not to time (eager: the MAF samples a batch in ~30 s)",
+    )
+    parser.add_argument(
         "--peers",
         default=PEERS_PYTHON,
         help="the Python with torch and normflows ('none': the zoo alone)",
@@ -211,7 +223,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.one:
         with tempfile.TemporaryDirectory() as out:
-            print(json.dumps(row(args.one, args.repeats, args.batch, out)), flush=True)
+            figures = row(args.one, args.repeats, args.batch, out, args.skip)
+            print(json.dumps(figures), flush=True)
         return
     if args.peers != "none" and not os.path.exists(args.peers):
         parser.error(f"--peers: no Python at {args.peers} (see ../shared/peers/README.md)")

@@ -1,12 +1,14 @@
-"""Transflow few-shot classification with the shipped MNIST flows, beside nearest neighbour.
+"""Transflow few-shot classification with the shipped flows, beside nearest neighbour.
 
     python bench/mnist_transflow.py                     # on the MNIST test images
     python bench/mnist_transflow.py --symbols letters   # on letters no flow saw
 
 Flows (``--flows``: preset names, .keras files or SavedModels): ``realnvp_mnist`` (unconditional)
 and ``realnvp_class_prior_mnist`` (the same recipe with the class in its prior alone,
-``conditioning="prior"``, trained on the 60,000 MNIST training images and their labels). Neither
-is trained on the images classified here. Held out: the 10,000 MNIST test images (``--protocol
+``conditioning="prior"``, trained on the 60,000 MNIST training images and their labels); for
+the letters also ``realnvp_class_prior_glyphs`` (the same recipe on 75 other kinds of glyph
+drawn as the letters are, `_symbols.GLYPHS`: digits, other Latin and Greek letters, signs).
+None is trained on the images classified here. Held out: the 10,000 MNIST test images (``--protocol
 test9k``: test images 9,000-9,999, for a flow trained on the first 9,000), or 10,000 letters
 (`_symbols.letters`: 1,000 of each of ten capitals, drawn in matplotlib's fonts). Each draw
 (seeds 0-4) takes k = 1, 5, 10 examples of every class; the rest are classified by:
@@ -45,6 +47,7 @@ from zoo.models.transflow.saved_model_flow import class_prior, load_flow
 from zoo.serving import presets
 
 FLOWS = ["realnvp_mnist", "realnvp_class_prior_mnist"]
+LETTER_FLOWS = [*FLOWS, "realnvp_class_prior_glyphs"]
 CHUNK = 500
 
 
@@ -142,11 +145,14 @@ def main(argv=None):
     parser.add_argument("--mnist", default="../shared/data/mnist", help="MNIST idx folder")
     add_protocol(parser)
     parser.add_argument("--symbols", choices=["mnist", "letters"], default="mnist")
-    parser.add_argument("--flows", nargs="+", default=FLOWS, help="presets, .keras, SavedModels")
+    parser.add_argument(
+        "--flows", nargs="+", help="presets, .keras, SavedModels (default: those above)"
+    )
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--out", default=None, help="folder for the PNGs")
     args = parser.parse_args(argv)
+    args.flows = args.flows or (LETTER_FLOWS if args.symbols == "letters" else FLOWS)
     out = args.out or tempfile.mkdtemp(prefix="bench-transflow-")
     os.makedirs(out, exist_ok=True)
 

@@ -13,6 +13,27 @@ if _workers > 1:
 import keras  # noqa: E402  (after the environment above)
 import pytest  # noqa: E402
 
+# The modules that take longest on one worker (serial seconds on 2 cores), handed out first:
+# pytest-xdist gives each worker a module when it is free, so a long one handed out last
+# keeps one worker busy while the other idles (setup.cfg turns off xdist's own order, which
+# puts modules with the most tests first, whatever they cost).
+SLOW_MODULES = (
+    "tests/zoo/models/test_flows.py",
+    "tests/zoo/training/test_resume.py",
+    "tests/zoo/training/test_multi_worker.py",
+    "tests/test_docs.py",
+    "tests/zoo/models/test_conditional_flows.py",
+    "tests/zoo/training/test_distribute.py",
+    "tests/zoo/test_cli.py",
+    "tests/zoo/models/test_transflow.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """The modules of `SLOW_MODULES` first, in its order; the rest as collected."""
+    rank = {path: i for i, path in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture
 def dtype_policy():

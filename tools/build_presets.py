@@ -7,7 +7,8 @@
 
 Each entry trains with the `zoo train` command (the digits presets on the embedded digits; the
 MNIST ones on the 60,000 training images of the idx files in ../shared/data/mnist, which a fresh
-clone does not have), then writes zoo/presets/NAME/:
+clone does not have; the glyphs one on data/glyphs.npz, which it writes first with
+bench/_symbols.py), then writes zoo/presets/NAME/:
 
 * ``model.keras``: the trained model in the float32 policy (whatever policy trained it: a preset
   must run anywhere) and without optimizer state (`zoo.from_preset` compiles the model's own
@@ -15,9 +16,9 @@ clone does not have), then writes zoo/presets/NAME/:
 * ``card.json`` and ``MODEL_CARD.md``: data, command, the held-out figures that
   ``zoo evaluate`` gives for the float32 model on the whole held-out split, training images and
   time, the CPU, versions, licence;
-* for MNIST, ``examples.npz``: the first 100 test images with labels (Keras mnist.npz keys), and
-  in the card the figures ``zoo evaluate NAME`` gives on them (``check``), which
-  tests/zoo/serving/test_presets.py reproduces where the MNIST files are not.
+* for MNIST and the glyphs, ``examples.npz``: the first 100 test images with labels (Keras
+  mnist.npz keys), and in the card the figures ``zoo evaluate NAME`` gives on them (``check``),
+  which tests/zoo/serving/test_presets.py reproduces where the data files are not.
 
 A SavedModel for TF Serving is one command away: ``zoo export NAME --base-dir models``.
 """
@@ -34,10 +35,19 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 PRESETS = os.path.normpath(os.path.join(HERE, "..", "zoo", "presets"))
 MNIST = os.path.join(HERE, "..", "..", "shared", "data", "mnist")
+GLYPHS = os.path.join(HERE, "..", "data", "glyphs.npz")
 CHECK_EXAMPLES = 100
 
 _DIGITS = ["--mixed-precision", "off", "--no-tensorboard", "--no-export"]
 _MNIST = ["--dataset", MNIST, "--no-tensorboard", "--no-export"]
+# A multi-scale RealNVP with the class in its prior alone, for Transflow.
+_CLASS_PRIOR = [
+    "realnvp",
+    *("--set", "num_scales=3", "dequantization=variational", "conditional=true"),
+    *("conditioning=prior", "--batch-size", "128", "--learning-rate", "2e-3"),
+    *("--ema", "0.99", "--lr-schedule", "cosine", "--warmup-steps", "100"),
+    *("--decay-fraction", "0.2", "--epochs", "5"),
+]
 RECIPES = {
     "realnvp_digits": ["realnvp", "--epochs", "30", *_DIGITS],
     "realnvp_flat_digits": ["realnvp_flat", "--epochs", "30", *_DIGITS],
@@ -62,13 +72,10 @@ RECIPES = {
         *("--warmup-steps", "100", "--decay-fraction", "0.2", "--epochs", "5", *_MNIST),
     ],
     # The same with the class in its prior alone: a flow for Transflow (bench/mnist_transflow.py).
-    "realnvp_class_prior_mnist": [
-        "realnvp",
-        *("--set", "num_scales=3", "dequantization=variational", "conditional=true"),
-        *("conditioning=prior", "--batch-size", "128", "--learning-rate", "2e-3"),
-        *("--ema", "0.99", "--lr-schedule", "cosine", "--warmup-steps", "100"),
-        *("--decay-fraction", "0.2", "--epochs", "5", *_MNIST),
-    ],
+    "realnvp_class_prior_mnist": [*_CLASS_PRIOR, *_MNIST],
+    # The same on 75 kinds of glyphs, none of them a letter of bench/_symbols.LETTERS: the flow
+    # for Transflow on those letters (bench/mnist_transflow.py --symbols letters).
+    "realnvp_class_prior_glyphs": [*_CLASS_PRIOR, "--dataset", GLYPHS, *_MNIST[2:]],
     "nice_mnist": [
         "nice",
         *("--set", "hidden_units=(300, 300, 300)", "--ema", "0.999", "--ema-every", "10"),
@@ -103,13 +110,35 @@ DATA = {
         "available under the Creative Commons Attribution-Share Alike 3.0 licence (as Keras' "
         "`mnist.load_data` states)",
     },
+    "glyphs": {
+        "data": "75 kinds of glyphs in MNIST's format (28x28, 256 levels per pixel: digits, "
+        "Latin, Greek letters and signs drawn in matplotlib's fonts, distorted; "
+        "`python bench/_symbols.py --write data/glyphs.npz`)",
+        "train": "glyphs `{train_split}` (`train`: 800 images of each kind, 60,000)",
+        "test": "glyphs `{test_split}` (`test`: 100 of each kind, 7,500, drawn apart)",
+        "licence": "drawn here from the fonts matplotlib ships: DejaVu (Bitstream Vera "
+        "licence), STIX (SIL Open Font License 1.1), BaKoMa Computer Modern (BaKoMa licence)",
+    },
 }
+
+
+def kind(dataset):
+    """The `DATA` entry of a card's ``dataset``."""
+    if dataset == "digits":
+        return "digits"
+    return "glyphs" if dataset.endswith("glyphs.npz") else "mnist"
 
 
 def build(name):
     from zoo import cli
 
     argv = ["train", *RECIPES[name]]
+    if GLYPHS in argv and not os.path.exists(GLYPHS):
+        sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+        import _symbols
+
+        os.makedirs(os.path.dirname(GLYPHS), exist_ok=True)
+        _symbols.write(GLYPHS, _symbols.GLYPHS)
     with tempfile.TemporaryDirectory() as out:
         metrics = cli.run([*argv, "--out", out])
         staging = tempfile.mkdtemp(prefix=f".{name}-", dir=PRESETS)
@@ -118,7 +147,11 @@ def build(name):
         "name": name,
         "model": metrics["model"],
         "command": command_line(name),
-        "dataset": "digits" if metrics["dataset"] == "digits" else "../shared/data/mnist",
+        "dataset": (
+            "digits"
+            if metrics["dataset"] == "digits"
+            else os.path.relpath(metrics["dataset"], os.path.join(HERE, ".."))
+        ),
         "train_split": metrics["train_split"],
         "test_split": metrics["test_split"],
         "num_levels": metrics["num_levels"],
@@ -135,9 +168,11 @@ def build(name):
 
 
 def command_line(name):
-    """The `zoo train` command of recipe ``name`` as a shell reads it, MNIST at its usual path."""
+    """The `zoo train` command of recipe ``name`` as a shell reads it from the repository,
+    MNIST at its usual path."""
     argv = ["train", *RECIPES[name]]
-    return "zoo " + shlex.join(argv).replace(os.path.join(HERE, "..", ".."), "..")
+    command = "zoo " + shlex.join(argv).replace(os.path.join(HERE, "..", "data"), "data")
+    return command.replace(os.path.join(HERE, "..", ".."), "..")
 
 
 def float32_copy(trained, path):
@@ -186,8 +221,8 @@ def publish(staging, name, card):
 
 def measure(folder, card):
     """``card`` with the figures ``zoo evaluate`` gives for the preset in ``folder``: on the
-    whole held-out split (``held_out`` and the model's ``headline``), and for MNIST on
-    ``examples.npz``, which it writes (``check``)."""
+    whole held-out split (``held_out`` and the model's ``headline``), and for MNIST and the
+    glyphs on ``examples.npz``, which it writes (``check``)."""
     import keras
 
     from zoo import cli
@@ -215,18 +250,33 @@ def measure(folder, card):
 
 def shipped_examples(dataset, folder):
     """Writes ``examples.npz``: the first `CHECK_EXAMPLES` test images with labels (``x_test``,
-    ``y_test``, as Keras' mnist.npz); returns the card entries that point at them."""
+    ``y_test``, as Keras' mnist.npz), and the first of each class they lack; returns the card
+    entries that point at them."""
     import numpy as np
 
     from zoo import data
 
-    images = data.read_idx(os.path.join(dataset, "t10k-images-idx3-ubyte.gz"))[:CHECK_EXAMPLES]
-    labels = data.read_idx(os.path.join(dataset, "t10k-labels-idx1-ubyte.gz"))[:CHECK_EXAMPLES]
-    np.savez_compressed(os.path.join(folder, "examples.npz"), x_test=images, y_test=labels)
+    if dataset.endswith(".npz"):
+        with np.load(dataset) as arrays:
+            images, labels = arrays["x_test"], arrays["y_test"]
+    else:
+        images = data.read_idx(os.path.join(dataset, "t10k-images-idx3-ubyte.gz"))
+        labels = data.read_idx(os.path.join(dataset, "t10k-labels-idx1-ubyte.gz"))
+    # `zoo evaluate` of a class-conditional model wants an image of each of its classes.
+    _, first = np.unique(labels, return_index=True)
+    missing = first[first >= CHECK_EXAMPLES]
+    chosen = np.concatenate([np.arange(CHECK_EXAMPLES), missing])
+    np.savez_compressed(
+        os.path.join(folder, "examples.npz"), x_test=images[chosen], y_test=labels[chosen]
+    )
+    what = "glyphs" if dataset.endswith(".npz") else "MNIST"
+    examples = f"{what} test images 0-{CHECK_EXAMPLES - 1}"
+    if len(missing):
+        examples += f" and the first of each of the {len(missing)} classes they lack"
     return {
         "check_dataset": "examples.npz",
         "check_split": "test",
-        "check_examples": f"MNIST test images 0-{CHECK_EXAMPLES - 1} with labels",
+        "check_examples": f"{examples} with labels",
     }
 
 
@@ -276,13 +326,13 @@ Serving serves.
 
 def write_card(folder, card):
     """MODEL_CARD.md from card.json's entries (``--cards``)."""
-    data = DATA["digits" if card["dataset"] == "digits" else "mnist"]
+    data = DATA[kind(card["dataset"])]
     check = ""
     if "check" in card:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in card["check"].items())
         check = (
             f"\n`{card['check_dataset']}` ships {card['check_examples']} (Keras mnist.npz keys "
-            f"`x_test`, `y_test`), for checking the model without the MNIST files: "
+            f"`x_test`, `y_test`), for checking the model without the data files: "
             f"`zoo evaluate {card['name']}` gives {shown} on them.\n"
         )
     versions = card["versions"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from zoo import cli
-from zoo.serving import presets
+from zoo.serving import export, presets
 from zoo.training import precision
 
 TINY = ["--set", "filters=8", "--set", "num_blocks=1", "--epochs", "1", "--batch-size", "128"]
@@ -118,7 +118,7 @@ def test_a_model_file_option_takes_a_preset_name(tmp_path):
     assert metrics["held_out_accuracy"] > 0.3  # 10 classes: chance is 0.1
 
 
-def test_sample_and_export_commands(trained, tmp_path):
+def test_sample_and_export_commands(trained, tmp_path, monkeypatch):
     out, _ = trained
     model_path = os.path.join(out, "model.keras")
     cli.run(["sample", model_path, "-n", "9", "--out", str(tmp_path / "s.png")])
@@ -127,6 +127,12 @@ def test_sample_and_export_commands(trained, tmp_path):
     cli.run(["export", model_path, "--base-dir", str(tmp_path / "serve"), "--name", "digits"])
     cli.run(["export", model_path, "--base-dir", str(tmp_path / "serve"), "--name", "digits"])
     assert sorted(os.listdir(tmp_path / "serve" / "digits")) == ["1", "2"]
+    # --jit-compile reaches the export (which tests/zoo/serving/test_export.py checks compiled).
+    calls = []
+    monkeypatch.setattr(export, "export", lambda *args, **kwargs: calls.append(kwargs))
+    cli.run(["export", model_path, "--base-dir", str(tmp_path / "x"), "--jit-compile"])
+    cli.run(["export", model_path, "--base-dir", str(tmp_path / "x")])
+    assert [c["jit_compile"] for c in calls] == [True, False]
 
 
 def test_bad_arguments_are_explained(tmp_path, capsys):
@@ -330,7 +336,6 @@ def test_a_diverging_run_stops_with_exit_1_and_exports_nothing(tmp_path, capsys)
 
 def test_export_refuses_non_finite_weights(tmp_path):
     from zoo.models import flows
-    from zoo.serving import export
 
     model = flows.NICE((4, 4, 1), 4, num_couplings=2, hidden_units=[8])
     model.trainable_weights[0].assign(np.full(model.trainable_weights[0].shape, np.nan))

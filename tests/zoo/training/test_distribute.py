@@ -70,8 +70,8 @@ SCRIPT = textwrap.dedent(
         assert not all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))
 
     with strategy.scope():
-        unchecked = flows.RealNVP(info.image_shape, info.num_levels, num_scales=1, filters=4,
-                                  num_blocks=1, validate_args=False)
+        unchecked = flows.RealNVP(info.image_shape, info.num_levels, architecture="flat",
+                                  num_couplings=2, hidden_units=(16,), validate_args=False)
         unchecked.compile(optimizer=keras.optimizers.Adam(2e-3))
     nan_on_one_replica_is_skipped(unchecked, next(iter(train)))
 

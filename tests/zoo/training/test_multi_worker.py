@@ -1,6 +1,6 @@
 """`zoo train --strategy multi-worker` with two worker processes on localhost ports: both end
-with the same weights, and with the figures of one process over the same global batches (a
-flow, to float round-off; a GAN, whose replicas draw their own noise, to a stated tolerance)."""
+with the same weights; a flow's figures are one process's over the same global batches, to
+float round-off (a GAN's replicas draw their own noise, so its figures have no exact match)."""
 
 import json
 import os
@@ -23,9 +23,11 @@ MODELS = {
             "--set",
             "data_init=False",
         ],
-        "bits_per_dim",
+        # Two workers sum the same gradients in another order than one process (round-off).
+        ("bits_per_dim", 1e-4),
     ),
-    "dcgan": (["dcgan", "--set", "filters=8", "--set", "latent_dim=8"], "d_loss"),
+    # Each replica draws its own noise: no figure to match one process's.
+    "dcgan": (["dcgan", "--set", "filters=8", "--set", "latent_dim=8"], None),
 }
 DATA = [
     "--batch-size",
@@ -38,9 +40,6 @@ DATA = [
     "test[:128]",
     "--no-tensorboard",
 ]
-# NICE: two workers sum the same gradients in another order than one process (round-off).
-# DCGAN: each replica draws its own noise (its batch norms use global-batch statistics).
-TOLERANCE = {"nice": 1e-4, "dcgan": 0.01}
 
 
 def _free_ports(n):
@@ -59,7 +58,7 @@ def _env(**extra):
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_two_workers_train_in_lockstep_and_match_one_process(model, tmp_path):
-    options, figure = MODELS[model]
+    options, compared = MODELS[model]
     train = ["train", *options, *DATA]
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     out = str(tmp_path / "cluster")
@@ -87,6 +86,10 @@ def test_two_workers_train_in_lockstep_and_match_one_process(model, tmp_path):
     # Only the chief writes the run's files.
     assert {"worker-0.json", "worker-1.json", "metrics.json", "export"} <= set(os.listdir(out))
     assert not [n for n in os.listdir(out) if n.startswith("zoo-worker")]
+    assert json.load(open(os.path.join(out, "metrics.json")))["epochs_run"] == 1
+    if compared is None:
+        return
+    figure, tolerance = compared
     single = str(tmp_path / "single")
     result = subprocess.run(
         [sys.executable, "-m", "zoo", *train, "--out", single, "--no-export"],
@@ -99,5 +102,4 @@ def test_two_workers_train_in_lockstep_and_match_one_process(model, tmp_path):
     expected = json.load(open(os.path.join(single, "metrics.json")))["held_out"][figure]
     got = reports[0]["held_out"][figure]
     print(model, "two workers", got, "one process", expected)
-    assert abs(got - expected) < TOLERANCE[model], (got, expected)
-    assert json.load(open(os.path.join(out, "metrics.json")))["epochs_run"] == 1
+    assert abs(got - expected) < tolerance, (got, expected)
