@@ -6,9 +6,10 @@ beside normflows' matched models (PyTorch) in the same run.
     python bench/inference.py --flows maf iaf --skip eager   # not the zoo's eager calls
 
 For each flow (`zoo.registry` names, built for 28x28x1 images with 256 levels and the registry's
-defaults: the shipped MNIST presets' architectures; random weights, which cost what trained
-ones do), each flow in a process of its own (``--one NAME``, so that the peak RSS of a mode is
-that flow's, as the peers' are):
+defaults: the shipped MNIST presets' architectures; ``realnvp_packed``: ``realnvp`` with
+``checkerboard="packed"``; random weights, which cost what trained ones do), each flow in a
+process of its own (``--one NAME``, so that the peak RSS of a mode is that flow's, as the
+peers' are):
 
 * ``log_prob`` of a batch of 256 images (images/s) and of one image (latency, ms): the Keras
   model's method called eagerly (``model.log_prob(x)``, what a script does), the same method in
@@ -59,13 +60,15 @@ from tests.serving import Servable  # noqa: E402  (TF Serving's Predict path, em
 
 tf.get_logger().setLevel("ERROR")  # the emulated warm-up's deprecation notice
 
-FLOWS = ["nice", "realnvp_flat", "realnvp", "glow", "nsf", "maf", "iaf"]
+FLOWS = ["nice", "realnvp_flat", "realnvp", "realnvp_packed", "glow", "nsf", "maf", "iaf"]
+# Zoo flows that are a registry model with other options.
+VARIANTS = {"realnvp_packed": ("realnvp", {"checkerboard": "packed"})}
 MNIST = DataInfo("mnist", (28, 28, 1), 256)
 PEERS_PYTHON = os.path.join(ROOT, "..", "peers-venv", "bin", "python")
 # normflows' models of a zoo flow; the first is its counterpart as normflows builds it. The
 # multi-scale RealNVP's second does the zoo's work: its checkerboard couplings convolve the
-# masked full-size map, where normflows' gather half of it.
-COUNTERPARTS = {"realnvp": ["realnvp", "realnvp_masked"]}
+# masked full-size map, where normflows' gather half of it, as the zoo's packed checkerboards do.
+COUNTERPARTS = {"realnvp": ["realnvp", "realnvp_masked"], "realnvp_packed": ["realnvp"]}
 
 
 def timed(call, repeats):
@@ -100,7 +103,8 @@ def measure(figures, key, calls, batch, repeats):
 
 
 def row(name, repeats, batch, out, skip=()):
-    model = registry.create_model(name, MNIST)
+    model_name, options = VARIANTS.get(name, (name, {}))
+    model = registry.create_model(model_name, MNIST, **options)
     rng = np.random.default_rng(0)
     sizes = (1, batch)
     images = {n: tf.constant(rng.uniform(0.02, 0.98, (n, 28, 28, 1)), tf.float32) for n in sizes}
@@ -168,7 +172,7 @@ def zoo_rows(args):
 def peer_rows(args, flows):
     """normflows' matched models, one process per flow (`_peers/normflows_inference.py`)."""
     script = os.path.join(ROOT, "bench", "_peers", "normflows_inference.py")
-    peers = [p for name in flows for p in COUNTERPARTS.get(name, [name])]
+    peers = list(dict.fromkeys(p for name in flows for p in COUNTERPARTS.get(name, [name])))
     command = [args.peers, script, "--flows", *peers]
     command += ["--repeats", str(args.repeats), "--batch", str(args.batch)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -6,20 +6,24 @@ unchanged, fed to the conditioner network) and a transformed part ``x_B``. A `Ma
 * ``half(d)``: the first ``d // 2`` units condition, the rest are transformed.
 * ``alternating(d)``: even units condition, odd units are transformed (the NICE reference code).
 * ``checkerboard((h, w, c))``: pixels with ``(i + j)`` even condition (all channels).
+* ``packed_checkerboard((h, w, c))``: the same pixels, each row's packed side by side.
 * ``channel((h, w, c))``: the first ``c // 2`` channels condition.
 
-``mask.complement()`` swaps the roles of A and B. Vector masks and the channel mask *gather*: the
-conditioner sees only ``x_A`` and returns values for ``x_B`` alone. The checkerboard mask cannot
-be gathered without destroying the spatial layout a convolution needs, so it *multiplies*: the
-conditioner sees ``m * x`` (B zeroed) at full resolution and its outputs are used at B only, as in
-the RealNVP paper.
+``mask.complement()`` swaps the roles of A and B. Vector masks, the channel mask and the packed
+checkerboard *gather*: the conditioner sees only ``x_A`` and returns values for ``x_B`` alone.
+The checkerboard *multiplies*, as in the RealNVP paper (Dinh et al., 2016): the conditioner sees
+``m * x`` (B zeroed) at full resolution and its outputs are used at B only. The packed
+checkerboard keeps the paper's partition but gathers each row's ``W / 2`` pixels of A (and of
+B) into an ``[H, W / 2, C]`` map, as normflows' ``split_mode="checkerboard"`` does: a
+convolutional conditioner then works on half the positions (half the FLOPs), and sees A's
+pixels as neighbours where they are two apart in a row, or diagonal in the image.
 """
 
 import numpy as np
 import tensorflow as tf
 
 _VECTOR_KINDS = ("half", "alternating")
-_IMAGE_KINDS = ("checkerboard", "channel")
+_IMAGE_KINDS = ("checkerboard", "packed_checkerboard", "channel")
 KINDS = _VECTOR_KINDS + _IMAGE_KINDS
 
 
@@ -28,7 +32,7 @@ class Mask:
 
     Args:
       kind: one of ``"half"``, ``"alternating"`` (vector events ``[D]``), ``"checkerboard"``,
-        ``"channel"`` (image events ``[H, W, C]``).
+        ``"packed_checkerboard"`` (an even ``W``), ``"channel"`` (image events ``[H, W, C]``).
       event_shape: the event shape the mask partitions.
       parity: 0 or 1; parity 1 is the complement of parity 0.
 
@@ -50,6 +54,11 @@ class Mask:
                 f"A {kind!r} mask needs events of shape {layout}; got event shape "
                 f"{list(event_shape)}."
             )
+        if kind == "packed_checkerboard" and event_shape[1] % 2:
+            raise ValueError(
+                f"A packed checkerboard packs half of each row: it needs an even width; got "
+                f"event shape {list(event_shape)}."
+            )
         self.kind = kind
         self.event_shape = event_shape
         self.parity = parity
@@ -61,7 +70,11 @@ class Mask:
                 f"non-empty parts: it would condition on {n_cond} of "
                 f"{self._conditioning.size} units."
             )
-        if self.gathers:
+        if kind == "packed_checkerboard":
+            # Row i's A pixels sit at column parity (i + parity) % 2 of each pair of columns.
+            first = (np.arange(event_shape[0]) + parity) % 2 == 0
+            self._a_in_first_column = first[:, None, None]
+        elif self.gathers:
             self._index_a = np.flatnonzero(self._conditioning).astype(np.int32)
             self._index_b = np.flatnonzero(~self._conditioning).astype(np.int32)
             self._merge_order = np.argsort(np.concatenate([self._index_a, self._index_b]))
@@ -81,7 +94,8 @@ class Mask:
 
     @property
     def gathers(self):
-        """True when A and B are gathered along the last axis; False when B is multiplied out."""
+        """True when A and B are gathered (along the last axis, or for the packed checkerboard
+        along the width); False when B is multiplied out."""
         return self.kind != "checkerboard"
 
     @property
@@ -102,6 +116,8 @@ class Mask:
         """Event shape of the conditioner's input."""
         if not self.gathers:
             return self.event_shape
+        if self.kind == "packed_checkerboard":
+            return self._packed_shape
         return (*self.event_shape[:-1], len(self._index_a))
 
     @property
@@ -109,7 +125,19 @@ class Mask:
         """Event shape of the values the conditioner must produce (one per unit of B)."""
         if not self.gathers:
             return self.event_shape
+        if self.kind == "packed_checkerboard":
+            return self._packed_shape
         return (*self.event_shape[:-1], len(self._index_b))
+
+    @property
+    def _packed_shape(self):
+        h, w, c = self.event_shape
+        return (h, w // 2, c)
+
+    def _pairs(self, x):
+        """``x`` ``[..., H, W, C]`` as ``[..., H, W / 2, 2, C]``: each row's column pairs."""
+        h, w, c = self.event_shape
+        return tf.reshape(x, tf.concat([tf.shape(x)[:-3], [h, w // 2, 2, c]], 0))
 
     def complement(self):
         return Mask(self.kind, self.event_shape, 1 - self.parity)
@@ -118,6 +146,11 @@ class Mask:
         """Returns ``(x_A, x_B)``: the conditioner input and the values to transform."""
         if not self.gathers:
             return x * tf.constant(self._weights, x.dtype), x
+        if self.kind == "packed_checkerboard":
+            pairs = self._pairs(x)
+            left, right = pairs[..., 0, :], pairs[..., 1, :]
+            first = tf.constant(self._a_in_first_column)
+            return tf.where(first, left, right), tf.where(first, right, left)
         if self._interleaved:
             even, odd = x[..., 0::2], x[..., 1::2]
             return (even, odd) if self.parity == 0 else (odd, even)
@@ -133,6 +166,10 @@ class Mask:
         if not self.gathers:
             return tf.where(tf.constant(self._conditioning), x, y_b)
         x_a = self.split(x)[0]
+        if self.kind == "packed_checkerboard":
+            first = tf.constant(self._a_in_first_column)
+            pairs = tf.stack([tf.where(first, x_a, y_b), tf.where(first, y_b, x_a)], axis=-2)
+            return tf.reshape(pairs, tf.shape(x))
         if self._interleaved:
             pairs = tf.stack([x_a, y_b] if self.parity == 0 else [y_b, x_a], axis=-1)
             return tf.reshape(pairs, tf.shape(x))
@@ -173,7 +210,7 @@ def _conditioning_pattern(kind, event_shape, parity):
     elif kind == "channel":
         c = event_shape[-1]
         pattern = np.arange(c) < c // 2
-    else:
+    else:  # the checkerboards
         h, w, c = event_shape
         ij = np.add.outer(np.arange(h), np.arange(w)) % 2 == 0
         pattern = np.repeat(ij[:, :, None], c, axis=2)
@@ -197,6 +234,11 @@ def alternating(event_size, parity=0):
 def checkerboard(event_shape, parity=0):
     """Pixels with ``(i + j) % 2 == parity`` condition, across all channels."""
     return Mask("checkerboard", event_shape, parity)
+
+
+def packed_checkerboard(event_shape, parity=0):
+    """`checkerboard`'s partition, each part packed row by row into ``[H, W / 2, C]``."""
+    return Mask("packed_checkerboard", event_shape, parity)
 
 
 def channel(event_shape, parity=0):

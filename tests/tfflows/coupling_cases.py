@@ -9,6 +9,8 @@ VECTOR_MASKS = [masks.half(6), masks.half(6, 1), masks.alternating(6), masks.alt
 IMAGE_MASKS = [
     masks.checkerboard((4, 4, 2)),
     masks.checkerboard((4, 4, 2), 1),
+    masks.packed_checkerboard((4, 4, 2)),
+    masks.packed_checkerboard((4, 4, 2), 1),
     masks.channel((4, 4, 2)),
     masks.channel((4, 4, 2), 1),
 ]

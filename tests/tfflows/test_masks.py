@@ -11,6 +11,8 @@ ALL = [
     masks.alternating(6, parity=1),
     masks.alternating(5),
     masks.checkerboard((4, 4, 2)),
+    masks.packed_checkerboard((4, 4, 2)),
+    masks.packed_checkerboard((3, 6, 1), parity=1),
     masks.channel((4, 4, 2)),
     masks.channel((2, 2, 3)),
 ]
@@ -32,9 +34,10 @@ def test_split_then_merge_restores_event_and_parts_partition_it(mask):
     expected = ~np.broadcast_to(pattern, mask.event_shape)
     np.testing.assert_array_equal(changed, expected)
     assert 0 < pattern.sum() < pattern.size
-    if mask.kind in ("half", "alternating"):  # the parts keep the units' order
-        np.testing.assert_array_equal(x_a[0], x[0].numpy()[pattern])
-        np.testing.assert_array_equal(x_b[0], x[0].numpy()[~pattern])
+    if mask.kind in ("half", "alternating", "packed_checkerboard"):  # the units' order kept
+        units = x[0].numpy()
+        np.testing.assert_array_equal(x_a[0], units[pattern].reshape(mask.conditioning_shape))
+        np.testing.assert_array_equal(x_b[0], units[~pattern].reshape(mask.transformed_shape))
 
 
 @pytest.mark.parametrize("mask", ALL, ids=repr)
@@ -49,6 +52,9 @@ def test_patterns_are_the_documented_ones():
     np.testing.assert_array_equal(masks.alternating(5, 1).conditioning, [0, 1, 0, 1, 0])
     board = masks.checkerboard((2, 3, 1)).conditioning[..., 0]
     np.testing.assert_array_equal(board, [[1, 0, 1], [0, 1, 0]])
+    for parity in (0, 1):
+        packed = masks.packed_checkerboard((4, 6, 2), parity).conditioning
+        np.testing.assert_array_equal(packed, masks.checkerboard((4, 6, 2), parity).conditioning)
     np.testing.assert_array_equal(masks.channel((2, 2, 4)).conditioning, [1, 1, 0, 0])
 
 
@@ -67,6 +73,7 @@ def test_sum_transformed_counts_only_b():
         (lambda: masks.channel((4, 4, 1)), "cannot split"),
         (lambda: masks.checkerboard((1, 1, 3)), "cannot split"),
         (lambda: masks.checkerboard((6,)), r"\[H, W, C\]"),
+        (lambda: masks.packed_checkerboard((4, 5, 1)), "even width"),
         (lambda: masks.half((4, 4, 2)), r"\[D\]"),
         (lambda: masks.Mask("diagonal", (4,)), "Unknown mask kind"),
         (lambda: masks.half(4, parity=2), "parity"),

@@ -19,6 +19,9 @@ SMALL = {
     "realnvp_multiscale": lambda shape, k, **kw: flows.RealNVP(
         shape, k, num_scales=2, filters=8, num_blocks=1, **kw
     ),
+    "realnvp_packed": lambda shape, k, **kw: flows.RealNVP(
+        shape, k, num_scales=2, filters=8, num_blocks=1, checkerboard="packed", **kw
+    ),
     "glow": lambda shape, k, **kw: flows.Glow(
         shape, k, num_scales=2, steps_per_scale=1, filters=8, num_blocks=1, **kw
     ),
@@ -92,6 +95,11 @@ def test_multiscale_structure_factors_out_at_every_scale():
     assert factor_outs == 2 and [c.mask.kind for c in couplings] == ["checkerboard"] * 4
     assert couplings[0].mask.event_shape == (2, 2, 4)
     assert model.latent_shape == (8, 8, 1)
+    packed = flows.RealNVP((8, 8, 1), 17, num_scales=2, filters=4, checkerboard="packed")
+    first = next(b for b in packed.bijectors if isinstance(b, tfflows.bijectors.AffineCoupling))
+    assert first.mask.kind == "packed_checkerboard"
+    assert first.mask.conditioning_shape == first.mask.transformed_shape == (8, 4, 1)
+    assert flows.RealNVP.from_config(packed.get_config()).checkerboard == "packed"
 
 
 def test_bad_configurations_and_inputs_are_named():
@@ -99,6 +107,10 @@ def test_bad_configurations_and_inputs_are_named():
         flows.RealNVP((6, 6, 1), 256, num_scales=3)
     with pytest.raises(ValueError, match="architecture"):
         flows.RealNVP((8, 8, 1), 256, architecture="glow")
+    with pytest.raises(ValueError, match="width divisible by 8; got 12"):
+        flows.RealNVP((12, 12, 1), 256, num_scales=3, checkerboard="packed")
+    with pytest.raises(ValueError, match="checkerboard must be one of"):
+        flows.RealNVP((8, 8, 1), 256, checkerboard="gathered")
     model = SMALL["realnvp_multiscale"]((4, 4, 1), 256)
     with pytest.raises(ValueError, match=r"\[batch, 4, 4, 1\].*\[2, 8, 8, 1\]"):
         model.log_prob(tf.zeros((2, 8, 8, 1)))
@@ -144,8 +156,9 @@ def test_evaluate_is_the_per_example_mean_whatever_the_batch_size():
 
 
 # The spline Glow and MAF (the IAF is its class) run them class-conditional
-# (tests/zoo/models/test_conditional_flows.py).
-@pytest.mark.parametrize("kind", sorted(set(SMALL) - {"nsf", "maf", "iaf"}))
+# (tests/zoo/models/test_conditional_flows.py); the packed RealNVP is the multi-scale one with
+# other masks (the couplings' tests run every mask).
+@pytest.mark.parametrize("kind", sorted(set(SMALL) - {"nsf", "maf", "iaf", "realnvp_packed"}))
 def test_shared_model_checks(kind, tmp_path):
     batch = images((8, 8, 1), n=8)
     ModelChecks(

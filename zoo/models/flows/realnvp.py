@@ -9,6 +9,7 @@ from zoo.models.checks import whole_number, whole_numbers
 from zoo.models.flows.image_flow import ImageFlow, coupling_context, flatten, logit_alpha
 
 ARCHITECTURES = ("multiscale", "flat")
+CHECKERBOARDS = {"masked": masks.checkerboard, "packed": masks.packed_checkerboard}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -22,7 +23,10 @@ class RealNVP(ImageFlow):
       channels are factored out to the latent and the next scale works on the rest; the last
       scale has 4 checkerboard couplings. Conditioners are ResNets (``filters`` wide,
       ``num_blocks`` residual blocks); a per-channel `BatchNorm` follows each coupling. Needs
-      ``H`` and ``W`` divisible by ``2 ** (num_scales - 1)``.
+      ``H`` and ``W`` divisible by ``2 ** (num_scales - 1)``. ``checkerboard="masked"`` (the
+      paper's): the conditioner sees the masked image at full size; ``"packed"``: each row's
+      conditioning pixels side by side (`tfflows.masks.packed_checkerboard`, normflows'
+      layout), half the conditioner's work; needs ``W`` divisible by ``2 ** num_scales``.
     * ``"flat"``: the image is flattened and ``num_couplings`` affine couplings on alternating
       odd/even units, with MLP conditioners (``hidden_units``) and a `BatchNorm` after each
       coupling but the last; the structure used for small (e.g. 16x16) digits.
@@ -32,6 +36,7 @@ class RealNVP(ImageFlow):
       num_levels: levels of the discrete data.
       architecture: ``"multiscale"`` or ``"flat"``.
       num_scales, filters, num_blocks: multi-scale architecture size.
+      checkerboard: ``"masked"`` or ``"packed"`` (multi-scale architecture).
       num_couplings, hidden_units: flat architecture size.
       alpha: the logit's margin (0.05 in the paper's CIFAR-10 model, 1e-6 for MNIST).
       batch_norm: put `BatchNorm` bijectors after the couplings.
@@ -59,11 +64,17 @@ class RealNVP(ImageFlow):
         batch_norm=True,
         num_classes=0,
         conditioning="full",
+        checkerboard="masked",
         **kwargs,
     ):
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}.")
+        if checkerboard not in CHECKERBOARDS:
+            raise ValueError(
+                f"checkerboard must be one of {tuple(CHECKERBOARDS)}, got {checkerboard!r}."
+            )
         self.architecture = architecture
+        self.checkerboard = checkerboard
         self.num_scales = whole_number("num_scales", num_scales)
         self.filters = whole_number("filters", filters)
         self.num_blocks = whole_number("num_blocks", num_blocks, minimum=0)
@@ -88,6 +99,12 @@ class RealNVP(ImageFlow):
                 raise ValueError(
                     f"A {self.num_scales}-scale RealNVP needs height and width divisible by "
                     f"{factor}; got an image of {h}x{w}. Resize the data or use fewer scales."
+                )
+            if checkerboard == "packed" and (w // factor) % 2:
+                raise ValueError(
+                    f"A {self.num_scales}-scale RealNVP with packed checkerboards needs a width "
+                    f"divisible by {2 * factor}; got {w}. Use checkerboard='masked' or fewer "
+                    "scales."
                 )
             layers += self._scale(image_shape, 0)
         super().__init__(
@@ -125,13 +142,14 @@ class RealNVP(ImageFlow):
 
     def _scale(self, shape, level):
         """The bijectors of scale ``level`` on events ``shape``; they map ``shape`` to itself."""
+        checkerboard = CHECKERBOARDS[self.checkerboard]
         if level == self.num_scales - 1:
-            return self._couplings(masks.checkerboard, shape, 4)
+            return self._couplings(checkerboard, shape, 4)
         h, w, c = shape
         squeezed = (h // 2, w // 2, 4 * c)
         kept = (h // 2, w // 2, 4 * c - 2 * c)
         return [
-            *self._couplings(masks.checkerboard, shape, 3),
+            *self._couplings(checkerboard, shape, 3),
             bijectors.Squeeze(),
             *self._couplings(masks.channel, squeezed, 3),
             bijectors.FactorOut(self._scale(kept, level + 1), squeezed),
@@ -142,6 +160,7 @@ class RealNVP(ImageFlow):
         return {
             **self._image_config(),
             "architecture": self.architecture,
+            "checkerboard": self.checkerboard,
             "num_scales": self.num_scales,
             "filters": self.filters,
             "num_blocks": self.num_blocks,
