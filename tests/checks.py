@@ -40,7 +40,8 @@ def randomize(layers, seed=0, scale=0.3):
     """Gives every trainable weight of ``layers`` random values (zero-init nets are the
     identity), and running statistics (``moving_*``) values in ``[0.5, 0.5 + ...)`` so that
     running variances stay positive. Other non-trainable weights (a 1x1 convolution's fixed
-    permutation, data-initialization flags) keep their values.
+    permutation, data-initialization flags) keep their values. MADE layers' masked kernel
+    entries stay zero (`tfflows.nets.MaskedDense.enforce_mask`).
     """
     rng = np.random.default_rng(seed)
     for layer in layers:
@@ -51,6 +52,9 @@ def randomize(layers, seed=0, scale=0.3):
                     continue
                 value = np.abs(value) + 0.5
             w.assign(value.astype(w.dtype))
+        for sublayer in layer._flatten_layers():
+            if hasattr(sublayer, "enforce_mask"):
+                sublayer.enforce_mask()
 
 
 def assert_round_trip(bijector, x, atol=1e-5, **kwargs):

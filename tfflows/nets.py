@@ -179,11 +179,20 @@ def _hidden_degrees(size, units, context):
 
 @keras.saving.register_keras_serializable(package="tfflows")
 class MaskedDense(keras.layers.Dense):
-    """``Dense`` whose kernel is multiplied by MADE's 0/1 connectivity mask ``[d_in, units]``:
+    """``Dense`` with MADE's 0/1 connectivity mask ``[d_in, units]`` on its kernel:
     ``mask[i, j] = 1`` where ``output_degrees[j] >= input_degrees[i]`` (``>`` if ``strict``).
 
-    The mask is built in the graph from the two degree vectors, so a traced or exported call
-    holds ``d_in + units`` integers, not the ``d_in x units`` mask (for an MNIST MAF, a
+    The kernel is *stored masked*, as TFP's ``AutoregressiveNetwork`` stores it, so a call is a
+    plain ``x @ kernel``: the peers (nflows, normflows, zuko) compute ``kernel * mask`` in every
+    call, which for an MNIST MADE layer (784 -> 1024 -> 1568) cost more than its matmul at
+    batch 1 (2.0 against 0.8 ms) and a fifth of the call at batch 256. What keeps it masked:
+    `build`, `load_own_variables` and `set_weights` zero the masked entries (`enforce_mask`),
+    and the kernel's gradient is masked (``dL/dW = (x^T dL/dy) * mask``, a custom gradient), so
+    gradient-based training never moves them: the zeros are exact, and so is the
+    autoregressive structure. Code that assigns the kernel directly must call `enforce_mask`.
+
+    The mask itself is built in the graph from the two degree vectors, so a traced or exported
+    call holds ``d_in + units`` integers, not the ``d_in x units`` mask (for an MNIST MAF, a
     SavedModel of 277 MB held 190 MB of masks, repeated in every signature).
     """
 
@@ -201,16 +210,49 @@ class MaskedDense(keras.layers.Dense):
         compare = np.greater if self.strict else np.greater_equal
         return compare(self.output_degrees[None, :], self.input_degrees[:, None]).astype(np.float32)
 
-    def call(self, x):
+    def _mask(self, dtype):
         compare = tf.greater if self.strict else tf.greater_equal
         mask = compare(
             tf.constant(self.output_degrees)[None, :], tf.constant(self.input_degrees)[:, None]
         )
-        kernel = tf.cast(self.kernel, x.dtype) * tf.cast(mask, x.dtype)
-        y = tf.matmul(x, kernel)
+        return tf.cast(mask, dtype)
+
+    def enforce_mask(self):
+        """Zeroes the kernel where the mask is 0."""
+        self.kernel.assign(self.kernel * self._mask(self.kernel.dtype))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.enforce_mask()
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        self.enforce_mask()
+
+    def set_weights(self, weights):
+        super().set_weights(weights)
+        self.enforce_mask()
+
+    def call(self, x):
+        y = self._matmul(x, tf.cast(self.kernel, x.dtype))
         if self.use_bias:
             y = y + tf.cast(self.bias, y.dtype)
         return self.activation(y) if self.activation is not None else y
+
+    def _matmul(self, x, kernel):
+        """``x @ kernel`` whose gradient for ``kernel`` is masked."""
+
+        @tf.custom_gradient
+        def matmul(x, kernel):
+            def grad(dy):
+                x_2d = tf.reshape(x, [-1, kernel.shape[0]])
+                dy_2d = tf.reshape(dy, [-1, kernel.shape[1]])
+                d_kernel = tf.matmul(x_2d, dy_2d, transpose_a=True) * self._mask(dy.dtype)
+                return tf.matmul(dy, kernel, transpose_b=True), d_kernel
+
+            return tf.matmul(x, kernel), grad
+
+        return matmul(x, kernel)
 
     def get_config(self):
         return {

@@ -66,3 +66,15 @@ def test_initial_rotation_follows_keras_seed():
 def test_bad_event_shape_is_refused():
     with pytest.raises(ValueError, match=r"InvertibleConv1x1 needs an event shape.*\[4, 4\]"):
         bijectors.InvertibleConv1x1((4, 4))
+
+
+def test_the_lu_convolution_compiles_with_xla():
+    """Glow's and the spline flows' exports compile with XLA (``zoo export --jit-compile``):
+    the LU form's log-det is the sum of its log-diagonal (``|det P| = 1``), with no
+    ``LogMatrixDeterminant``, which XLA has no kernel for."""
+    conv = trained_like(bijectors.InvertibleConv1x1(SHAPE, lu_decomposed=True, seed=4))
+    x = images(seed=5)
+    for method in (conv.inverse_and_log_det, conv.forward_and_log_det):
+        compiled = tf.function(lambda t, method=method: method(t, 3), jit_compile=True)
+        for got, want in zip(compiled(x), method(x, 3), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -43,8 +43,8 @@ def test_made_outputs_depend_on_the_units_before_them_only(order):
 
 def test_made_builds_its_masks_from_degrees_in_the_graph():
     """The layers' masks are `made_masks`' (context rows all ones, each unit's output column
-    repeated per parameter), and a traced call builds them from the degrees: no constant in
-    its graph is mask-sized (an MNIST MAF's SavedModel held 190 MB of masks)."""
+    repeated per parameter), and a traced training step builds them from the degrees: no
+    constant in its graph is mask-sized (an MNIST MAF's SavedModel held 190 MB of masks)."""
     made = nets.MADE(D, 2, [16, 12], context_size=3, order=ORDERS[2])
     made.build((None, D + 3))
     masks, out = nets.made_masks(made.degrees, [16, 12], context=True)
@@ -52,13 +52,83 @@ def test_made_builds_its_masks_from_degrees_in_the_graph():
     expected = [*masks, np.repeat(out, 2, axis=1)]
     for layer, mask in zip([*made.hidden, made.out], expected, strict=True):
         np.testing.assert_array_equal(layer.mask, mask)
-    graph = tf.function(made).get_concrete_function(tf.TensorSpec([None, D + 3])).graph
-    sizes = [
-        tf.make_ndarray(op.get_attr("value")).size
-        for op in graph.get_operations()
-        if op.type == "Const"
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(made(x) ** 2)
+        return tape.gradient(loss, made.trainable_variables)
+
+    graph = tf.function(step).get_concrete_function(tf.TensorSpec([None, D + 3])).graph
+    values = [
+        tf.make_ndarray(op.get_attr("value")) for op in graph.get_operations() if op.type == "Const"
     ]
+    # A mask has ones; small graphs hold the custom gradient's unused zeros as constants.
+    sizes = [value.size for value in values if np.any(value)]
     assert max(sizes) <= 16, max(sizes)  # a degree vector; the smallest mask has 120 entries
+
+
+def _dense(seed=0):
+    layer = nets.MaskedDense(6, [1, 2, 3, 2], [0, 1, 2, 3, 3, 1], activation="tanh")
+    layer.build((None, 4))
+    return layer
+
+
+def test_masked_dense_stores_its_kernel_masked_however_weights_arrive():
+    layer = _dense()
+    masked_out = layer.mask == 0
+    assert masked_out.sum() == 11 and np.all(layer.kernel.numpy()[masked_out] == 0.0)
+    full = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    bias = np.ones(6, np.float32)
+    for arrive in (
+        lambda: layer.set_weights([full, bias]),
+        lambda: layer.load_own_variables({"0": full, "1": bias}),
+    ):
+        layer.kernel.assign(np.zeros((4, 6), np.float32))
+        arrive()
+        np.testing.assert_array_equal(layer.kernel.numpy(), full * layer.mask)
+        np.testing.assert_array_equal(layer.bias.numpy(), bias)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)], ids=["2d", "3d"])
+def test_masked_dense_gradients_match_the_multiplied_kernels(shape):
+    """The call is ``x @ kernel`` with a masked custom gradient; brute force: autodiff through
+    ``x @ (kernel * mask)`` and the same activation."""
+    layer = _dense()
+    randomize([layer], seed=3, scale=1.0)
+    x = tf.random.stateless_normal(shape, [0, 6])
+    upstream = tf.random.stateless_normal((*shape[:-1], 6), [0, 7])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        got = layer(x)
+        want = tf.tanh(tf.matmul(x, layer.kernel * layer.mask) + layer.bias)
+        got_loss, want_loss = tf.reduce_sum(got * upstream), tf.reduce_sum(want * upstream)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    for source in (x, layer.kernel, layer.bias):
+        g_got, g_want = tape.gradient(got_loss, source), tape.gradient(want_loss, source)
+        np.testing.assert_allclose(g_got, g_want, rtol=1e-5, atol=1e-6)
+    assert np.all(tape.gradient(got_loss, layer.kernel).numpy()[layer.mask == 0] == 0.0)
+
+
+def test_training_keeps_the_made_autoregressive():
+    """Adam steps (whose update of a weight with zero gradients is zero) leave the masked
+    entries at exactly zero, so the trained MADE keeps its triangular structure."""
+    made = nets.MADE(D, 2, [16], activation="tanh")
+    made.build((None, D))
+    randomize([made], seed=8, scale=0.5)
+    optimizer = keras.optimizers.Adam(0.05)
+    x = tf.random.stateless_normal((32, D), [0, 8])
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((made(x) - 1.0) ** 2)
+        optimizer.apply_gradients(
+            zip(
+                tape.gradient(loss, made.trainable_variables), made.trainable_variables, strict=True
+            )
+        )
+    for layer in [*made.hidden, made.out]:
+        kernel = layer.kernel.numpy()
+        assert np.all(kernel[layer.mask == 0] == 0.0)
+        assert np.mean(kernel[layer.mask == 1] != 0.0) > 0.9  # trained, not all zero
 
 
 def test_made_context_feeds_every_output():

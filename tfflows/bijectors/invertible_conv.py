@@ -122,8 +122,8 @@ class InvertibleConv1x1(FlowBijector):
         log_diagonal = tf.cast(s.log_diagonal, dtype)
         diagonal = tf.cast(s.sign_diagonal, dtype) * tf.exp(log_diagonal)
         matrix = permutation @ lower @ (upper + tf.linalg.diag(diagonal))
-        log_det = tf.reduce_sum(tf.math.log(tf.abs(diagonal))) + tf.linalg.slogdet(permutation)[1]
-        return matrix, log_det
+        # |det P| = 1: a permutation matrix.
+        return matrix, tf.reduce_sum(log_diagonal)
 
     def matrix(self):
         """``W`` (float32): the latent of a one-position event ``y`` is ``y W``."""
@@ -131,7 +131,7 @@ class InvertibleConv1x1(FlowBijector):
 
     def _inverse_and_log_det(self, y):
         matrix, log_det = self._matrix_and_log_det(y.dtype)
-        return tf.linalg.matvec(matrix, y, transpose_a=True), self._positions * log_det
+        return _times(y, matrix), self._positions * log_det
 
     def _inverse(self, y):
         return self._inverse_and_log_det(y)[0]
@@ -141,12 +141,16 @@ class InvertibleConv1x1(FlowBijector):
 
     def _forward_and_log_det(self, x):
         matrix, log_det = self._matrix_and_log_det(x.dtype)
-        return tf.linalg.matvec(tf.linalg.inv(matrix), x, transpose_a=True), (
-            -self._positions * log_det
-        )
+        return _times(x, tf.linalg.inv(matrix)), -self._positions * log_det
 
     def _forward(self, x):
         return self._forward_and_log_det(x)[0]
 
     def _forward_log_det_jacobian(self, x):
         return self._forward_and_log_det(x)[1]
+
+
+def _times(x, matrix):
+    """``x @ matrix`` over the last axis: one ``[N, C] x [C, C]`` matmul (``tf.linalg.matvec``
+    broadcasts instead to ``N`` products of ``C x C`` by ``C x 1``)."""
+    return tf.tensordot(x, matrix, axes=1)
