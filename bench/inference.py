@@ -71,6 +71,12 @@ PEERS_PYTHON = os.path.join(ROOT, "..", "peers-venv", "bin", "python")
 COUNTERPARTS = {"realnvp": ["realnvp", "realnvp_masked"], "realnvp_packed": ["realnvp"]}
 
 
+def create(name):
+    """The zoo flow ``name`` (a registry name or a `VARIANTS` key) for 28x28x1 images."""
+    model_name, options = VARIANTS.get(name, (name, {}))
+    return registry.create_model(model_name, MNIST, **options)
+
+
 def timed(call, repeats):
     """Median seconds of ``repeats`` calls of ``call`` after one untimed call."""
     call()
@@ -103,8 +109,7 @@ def measure(figures, key, calls, batch, repeats):
 
 
 def row(name, repeats, batch, out, skip=()):
-    model_name, options = VARIANTS.get(name, (name, {}))
-    model = registry.create_model(model_name, MNIST, **options)
+    model = create(name)
     rng = np.random.default_rng(0)
     sizes = (1, batch)
     images = {n: tf.constant(rng.uniform(0.02, 0.98, (n, 28, 28, 1)), tf.float32) for n in sizes}

@@ -20,15 +20,13 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from inference import FLOWS, MNIST, VARIANTS, Servable, serving_call
+from inference import FLOWS, Servable, create, serving_call
 
-from zoo import registry
 from zoo.serving import export
 
 
 def ratios(name, rounds, batch):
-    model_name, options = VARIANTS.get(name, (name, {}))
-    model = registry.create_model(model_name, MNIST, **options)
+    model = create(name)
     images = tf.constant(
         np.random.default_rng(0).uniform(0.02, 0.98, (batch, 28, 28, 1)), tf.float32
     )

@@ -189,7 +189,8 @@ class MaskedDense(keras.layers.Dense):
     `build`, `load_own_variables` and `set_weights` zero the masked entries (`enforce_mask`),
     and the kernel's gradient is masked (``dL/dW = (x^T dL/dy) * mask``, a custom gradient), so
     gradient-based training never moves them: the zeros are exact, and so is the
-    autoregressive structure. Code that assigns the kernel directly must call `enforce_mask`.
+    autoregressive structure. Code that assigns the kernel directly (a whole model's
+    ``set_weights`` included, which assigns each variable) must call `enforce_mask` after.
 
     The mask itself is built in the graph from the two degree vectors, so a traced or exported
     call holds ``d_in + units`` integers, not the ``d_in x units`` mask (for an MNIST MAF, a

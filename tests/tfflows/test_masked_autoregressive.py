@@ -67,7 +67,7 @@ def test_made_builds_its_masks_from_degrees_in_the_graph():
     assert max(sizes) <= 16, max(sizes)  # a degree vector; the smallest mask has 120 entries
 
 
-def _dense(seed=0):
+def _dense():
     layer = nets.MaskedDense(6, [1, 2, 3, 2], [0, 1, 2, 3, 3, 1], activation="tanh")
     layer.build((None, 4))
     return layer
